@@ -1,0 +1,5 @@
+"""`python -m nemotron` runs the CLI."""
+
+from nemotron.cli.app import main
+
+main()

@@ -1,0 +1,103 @@
+"""Typed artifact records: kinds, references (`name:vN` / `name:alias`), lineage."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from nemotron.artifacts.errors import ArtifactError
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_VERSION_RE = re.compile(r"^v([0-9]+)$")
+
+
+class ArtifactKind(str, Enum):
+    """What an artifact holds; each kind's metadata is documented in docs/artifacts.md."""
+
+    PRETRAIN_DATA = "pretrain-data"
+    SFT_DATA = "sft-data"
+    RL_DATA = "rl-data"
+    MODEL_CHECKPOINT = "model-checkpoint"
+
+
+def validate_name(name: str) -> str:
+    """Return `name` if it is a valid artifact name, else raise ArtifactError saying the rule."""
+    if not _NAME_RE.match(name):
+        raise ArtifactError(
+            f"invalid artifact name {name!r}: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """A reference to one artifact version: `name:v3`, `name:latest`, `name:<alias>` or `name`."""
+
+    name: str
+    selector: str = "latest"
+
+    @classmethod
+    def parse(cls, text: str) -> ArtifactRef:
+        name, _, selector = text.strip().partition(":")
+        return cls(validate_name(name), selector or "latest")
+
+    @property
+    def version(self) -> int | None:
+        """The version number when the selector is `vN`, else None (an alias)."""
+        match = _VERSION_RE.match(self.selector)
+        return int(match.group(1)) if match else None
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.selector}"
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What produced an artifact (stage, job, config hash, code version) and what it consumed."""
+
+    stage: str
+    job_name: str | None = None
+    job_id: str | None = None
+    config_sha256: str | None = None
+    git_commit: str | None = None
+    package_version: str | None = None
+    inputs: tuple[str, ...] = ()  # exact refs of consumed artifacts, source files, tokenizers
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["inputs"] = list(self.inputs)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Lineage:
+        return cls(**{**data, "inputs": tuple(data.get("inputs", ()))})
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One published, immutable artifact version and where its files are."""
+
+    name: str
+    version: int
+    kind: ArtifactKind
+    path: Path  # the version directory; files named in `files` are relative to it
+    created_at: str
+    lineage: Lineage
+    metadata: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # role -> path relative to `path`
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:v{self.version}"
+
+    def file(self, role: str) -> Path:
+        """Absolute path of the file recorded under `role` (e.g. 'blend')."""
+        if role not in self.files:
+            raise ArtifactError(
+                f"artifact {self.ref} has no file {role!r}; it has: {', '.join(sorted(self.files)) or 'none'}"
+            )
+        return (self.path / self.files[role]).resolve()

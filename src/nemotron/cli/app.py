@@ -1,0 +1,32 @@
+"""The root `nemotron` command: recipe families and job control, with one-line errors."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from nemotron.cli import jobs, nano3
+
+app = typer.Typer(
+    help="Multi-stage LLM training pipelines (data prep -> pretrain -> SFT -> RL) locally or on Slurm.\n\n"
+    "Example: nemotron nano3 data prep pretrain -c tiny",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(nano3.app, name="nano3")
+app.add_typer(jobs.app, name="jobs")
+
+
+def main() -> None:
+    """Console-script entry point: known errors become `error: ...` and a non-zero exit code."""
+    from nemotron.cli.errors import known_errors
+
+    try:
+        app()
+    except known_errors() as err:
+        from nemotron.cli.output import fail
+
+        fail(str(err))
+        sys.exit(2)

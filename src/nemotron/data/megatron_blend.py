@@ -1,0 +1,49 @@
+"""The per-split `blend.json` that Megatron's dataset builder reads: weight/prefix lists per split.
+
+Format: `{"train": [w1, "prefix1", w2, "prefix2"], "valid": [...], "test": [...]}`; a split with no
+data is `null`. Prefixes are relative to the blend file so an artifact can move; `read_blend`
+returns absolute prefixes in the `(prefixes, weights)` form of `BlendedMegatronDatasetConfig`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from nemotron.data.errors import DataError
+from nemotron.data.splits import SPLITS
+
+SplitBlend = tuple[list[str], list[float]]
+
+
+def write_blend(path: Path, per_split: dict[str, list[tuple[float, str]]]) -> None:
+    """Write `blend.json` atomically; `per_split` maps split -> [(weight, prefix relative to path)]."""
+    content = {
+        split: ([x for weight, prefix in per_split.get(split, []) for x in (weight, prefix)] or None)
+        for split in SPLITS
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(content, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def read_blend(path: str | Path) -> dict[str, SplitBlend | None]:
+    """Read `blend.json` into split -> (absolute prefixes, weights), or None for an empty split."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read blend {path}: {err}") from None
+    result: dict[str, SplitBlend | None] = {}
+    for split in SPLITS:
+        entries = raw.get(split)
+        if not entries:
+            result[split] = None
+            continue
+        if len(entries) % 2:
+            raise DataError(f"blend {path}: split {split!r} must alternate weight and prefix")
+        weights = [float(w) for w in entries[0::2]]
+        prefixes = [str((path.parent / p).resolve()) for p in entries[1::2]]
+        result[split] = (prefixes, weights)
+    return result

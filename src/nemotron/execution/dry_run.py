@@ -1,0 +1,49 @@
+"""The dry-run view: resolved config, executor settings and, for Slurm, the literal sbatch script."""
+
+from __future__ import annotations
+
+import posixpath
+
+from nemotron.execution.launcher import PreparedJob, local_python
+
+
+def render_dry_run(prepared: PreparedJob) -> str:
+    """Everything a run would do, as text with secrets masked; nothing is written or submitted."""
+    from omegaconf import OmegaConf
+
+    from nemotron.env import redact_text
+
+    job, profile = prepared.job, prepared.profile
+    sections: list[tuple[str, str]] = []
+    chain = " <- ".join(prepared.config_chain[::-1]) if len(prepared.config_chain) > 1 else prepared.config_file
+    header = [
+        f"stage:     {job.stage}",
+        f"config:    {chain}",
+        f"overrides: {' '.join(job.provenance.overrides) or '(none)'}",
+        f"job name:  {job.name} (a new name is chosen at submission)",
+        f"profile:   {profile.name} (executor {profile.executor}"
+        + (f", from {profile.source})" if profile.source else ")"),
+    ]
+    sections.append(("job", "\n".join(header)))
+    sections.append(("resolved config (config.yaml)", OmegaConf.to_yaml(OmegaConf.create(job.config)).rstrip()))
+    environment = {**job.env, **{k: "***" for k in job.secret_env}}
+    if profile.executor == "slurm":
+        from nemotron.execution.slurm_backend import render_sbatch_preview
+        from nemotron.execution.slurm_executor import cluster_job_dir
+
+        job_dir = cluster_job_dir(profile, job.name)
+        executor = {"profile": profile.to_dict(redacted=True), "job_dir": job_dir, "environment": environment}
+        sections.append(("executor (NeMo-Run SlurmExecutor)", OmegaConf.to_yaml(OmegaConf.create(executor)).rstrip()))
+        sections.append(("sbatch script", render_sbatch_preview(profile, job).rstrip()))
+    else:
+        from nemotron.execution.records import jobs_root
+
+        config_path = posixpath.join(str(jobs_root() / job.name), "config.yaml")
+        executor = {"profile": profile.to_dict(redacted=True), "environment": environment}
+        if profile.executor == "local":
+            command = " ".join(job.command(local_python(profile), config_path))
+            executor["command"] = command
+        sections.append((f"executor ({profile.executor})", OmegaConf.to_yaml(OmegaConf.create(executor)).rstrip()))
+    body = "\n\n".join(f"--- {title} ---\n{text}" for title, text in sections)
+    body += "\n\n--- dry run: nothing was written or submitted ---\n"
+    return redact_text(body, list(job.secret_env.values()))

@@ -1,0 +1,35 @@
+"""Stream a job's log until it ends, and return its final state."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from nemotron.execution.records import JobRecord
+from nemotron.execution.states import JobState
+
+
+def follow(control, record: JobRecord, out: TextIO = sys.stdout, poll_seconds: float = 1.0) -> JobState:
+    """Print new log text as it appears; stop once the job is in a final state and the log is drained."""
+    offset = 0
+    unknown_since: float | None = None
+    while True:
+        state = control.status(record)
+        text, offset = control.read_log(record, offset)
+        if text:
+            out.write(text)
+            out.flush()
+        if state.is_terminal:
+            text, offset = control.read_log(record, offset)  # whatever was written as it ended
+            if text:
+                out.write(text)
+                out.flush()
+            return state
+        if state is JobState.UNKNOWN:  # accounting can lag behind a fresh submission
+            unknown_since = unknown_since or time.monotonic()
+            if time.monotonic() - unknown_since > 120:
+                return JobState.UNKNOWN
+        else:
+            unknown_since = None
+        time.sleep(poll_seconds)

@@ -1,0 +1,32 @@
+"""A stage job as the launcher describes it: name, stage entry point, resolved config, environment."""
+
+from __future__ import annotations
+
+import secrets as random_tokens
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from nemotron.config.job_files import Provenance
+
+
+@dataclass(frozen=True)
+class StageJob:
+    """Everything needed to start one stage anywhere; backends only decide where and how."""
+
+    name: str
+    stage: str
+    entry_module: str
+    config: dict[str, Any]  # resolved stage config, written as config.yaml
+    provenance: Provenance
+    env: dict[str, str] = field(default_factory=dict)  # non-secret variables the job needs
+    secret_env: dict[str, str] = field(default_factory=dict)  # passed through a 0600 file, never printed
+
+    def command(self, python: str, config_path: str) -> list[str]:
+        return [python, "-m", self.entry_module, "--config", config_path]
+
+
+def new_job_name(family: str, stage: str, now: datetime | None = None) -> str:
+    """A unique, readable job name: `nano3-data-prep-pretrain-20261122-153012-a1b2`."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    return f"{family}-{stage}-{stamp}-{random_tokens.token_hex(2)}"

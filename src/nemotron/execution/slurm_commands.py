@@ -1,0 +1,79 @@
+"""Ask Slurm about jobs (sacct/squeue), cancel them and read their logs, on this host or over SSH."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from dataclasses import dataclass
+
+from nemotron.execution.errors import ExecutionError
+from nemotron.execution.states import JobState, from_slurm
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+class LocalShell:
+    """Runs Slurm client commands on this machine."""
+
+    def run(self, command: str) -> CommandResult:
+        try:
+            done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            return CommandResult(124, "", f"timed out: {command}")
+        return CommandResult(done.returncode, done.stdout, done.stderr)
+
+
+class SSHShell:
+    """Runs Slurm client commands on a login node through NeMo-Run's SSH tunnel."""
+
+    def __init__(self, host: str, user: str, identity: str | None, port: int) -> None:
+        from nemotron.execution.nemo_run_import import import_nemo_run
+
+        run = import_nemo_run()
+        self.tunnel = run.SSHTunnel(host=host, user=user, identity=identity, port=port, job_dir="")
+
+    def run(self, command: str) -> CommandResult:
+        result = self.tunnel.run(command, hide=True, warn=True)
+        return CommandResult(result.return_code, result.stdout, result.stderr)
+
+
+class SlurmClient:
+    """Job state, cancellation and log reading for Slurm jobs, through a shell (local or SSH)."""
+
+    def __init__(self, shell: LocalShell | SSHShell) -> None:
+        self.shell = shell
+
+    def state(self, job_id: str) -> JobState:
+        """The job's state from accounting (sacct), falling back to the queue (squeue)."""
+        quoted = shlex.quote(job_id)
+        result = self.shell.run(f"sacct -j {quoted} -X -n -P --format=JobID,State")
+        for line in result.stdout.splitlines():
+            parts = line.split("|")
+            if len(parts) >= 2 and parts[0] == job_id:
+                return from_slurm(parts[1])
+        queue = self.shell.run(f"squeue -h -j {quoted} -o %T")
+        if queue.code == 0 and queue.stdout.strip():
+            return from_slurm(queue.stdout.strip().splitlines()[0])
+        return JobState.UNKNOWN
+
+    def cancel(self, job_id: str) -> None:
+        result = self.shell.run(f"scancel {shlex.quote(job_id)}")
+        if result.code != 0:
+            raise ExecutionError(f"scancel {job_id} failed: {result.stderr.strip() or result.stdout.strip()}")
+
+    def list_files(self, directory: str, pattern: str) -> list[str]:
+        result = self.shell.run(
+            f"cd {shlex.quote(directory)} 2>/dev/null && ls -1 {pattern} 2>/dev/null || true"
+        )
+        return sorted(f"{directory}/{name}" for name in result.stdout.split())
+
+    def read(self, path: str, offset: int) -> tuple[str, int]:
+        """Bytes appended to `path` after `offset`, decoded; ('' , offset) when there are none."""
+        result = self.shell.run(f"tail -c +{offset + 1} {shlex.quote(path)} 2>/dev/null || true")
+        data = result.stdout
+        return data, offset + len(data.encode("utf-8", errors="replace"))

@@ -1,0 +1,97 @@
+"""Translate a Slurm profile and a stage job into NeMo-Run's SlurmExecutor and Script."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+from nemotron.env import Profile
+from nemotron.execution.errors import ExecutionError
+from nemotron.execution.job import StageJob
+from nemotron.execution.job_env import SECRETS_FILE, source_secrets_line
+from nemotron.execution.nemo_run_import import import_nemo_run
+from nemotron.execution.records import jobs_root
+
+
+@dataclass(frozen=True)
+class SlurmPlan:
+    """Where a Slurm job's files live and the NeMo-Run objects that submit it."""
+
+    job_dir: str  # on the cluster: config.yaml, job.yaml, secrets.env
+    executor: Any  # nemo_run.SlurmExecutor
+    script: Any  # nemo_run.Script
+
+
+def cluster_job_dir(profile: Profile, job_name: str) -> str:
+    """The job's directory as the cluster sees it: the profile's job_dir, or the local jobs root."""
+    slurm = profile.slurm
+    if slurm and slurm.ssh and not profile.job_dir:
+        raise ExecutionError(
+            f"profile {profile.name!r} ({profile.source}) submits over SSH but has no 'job_dir'; "
+            "set job_dir to a directory on the cluster's shared storage"
+        )
+    root = profile.job_dir or str(jobs_root())
+    return posixpath.join(root, job_name)
+
+
+def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
+    """Build (without submitting) the executor and script for `job` on `profile`."""
+    run = import_nemo_run()
+    slurm = profile.slurm
+    if slurm is None:
+        raise ExecutionError(f"profile {profile.name!r} is not a Slurm profile (executor = {profile.executor!r})")
+    if not slurm.account:
+        raise ExecutionError(
+            f"profile {profile.name!r} ({profile.source}): key 'account' is required for Slurm submissions; "
+            "add account = \"<your slurm account>\""
+        )
+    job_dir = cluster_job_dir(profile, job.name)
+    if slurm.ssh:
+        tunnel = run.SSHTunnel(
+            host=slurm.ssh.host,
+            user=slurm.ssh.user or "",
+            identity=slurm.ssh.identity,
+            port=slurm.ssh.port,
+            job_dir=posixpath.join(profile.job_dir or "", "nemo_run"),
+        )
+    else:
+        tunnel = run.LocalTunnel(job_dir="")  # NeMo-Run keeps scripts and logs in its experiment dir
+    extra: dict[str, Any] = {key: value for key, value in slurm.sbatch_flags.items()}
+    if slurm.reservation:
+        extra["reservation"] = slurm.reservation
+    mounts = list(slurm.container_mounts)
+    if slurm.container_image:  # the job reads its config from the job dir and writes to the registry
+        for path in (job_dir.rsplit("/", 1)[0], job.env.get("NEMOTRON_ARTIFACTS_ROOT")):
+            if path and not any(m.split(":")[0] == path for m in mounts):
+                mounts.append(f"{path}:{path}")
+    setup = [source_secrets_line(posixpath.join(job_dir, SECRETS_FILE)), *profile.setup]
+    executor = run.SlurmExecutor(
+        account=slurm.account,
+        partition=slurm.partition,
+        job_name_prefix="",
+        time=slurm.time,
+        nodes=slurm.nodes,
+        ntasks_per_node=slurm.ntasks_per_node,
+        gpus_per_node=slurm.gpus_per_node,
+        cpus_per_task=slurm.cpus_per_task,
+        mem=slurm.mem,
+        exclusive=slurm.exclusive or None,
+        qos=slurm.qos,
+        constraint=slurm.constraint,
+        additional_parameters=extra or None,
+        container_image=slurm.container_image,
+        container_mounts=mounts if slurm.container_image else [],
+        env_vars={**profile.public_env_vars(), **job.env},
+        setup_lines="\n".join(setup),
+        tunnel=tunnel,
+        packager=run.Packager(),  # code comes from the image / virtual environment the profile names
+        poll_estimated_start_time=False,
+    )
+    script = run.Script(
+        path=job.entry_module,
+        entrypoint=profile.python,
+        m=True,
+        args=["--config", posixpath.join(job_dir, "config.yaml")],
+    )
+    return SlurmPlan(job_dir=job_dir, executor=executor, script=script)

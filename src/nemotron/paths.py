@@ -1,0 +1,22 @@
+"""Where nemotron keeps things: its home directory and the recipes shipped with the package."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def nemotron_home() -> Path:
+    """`$NEMOTRON_HOME`, else `~/.nemotron`: job records, local job dirs, NeMo-Run's state."""
+    return Path(os.environ.get("NEMOTRON_HOME") or "~/.nemotron").expanduser().resolve()
+
+
+def recipes_root() -> Path:
+    """The recipes folder: inside the installed wheel, or at the top of a source checkout."""
+    package_dir = Path(__file__).resolve().parent
+    for candidate in (package_dir / "_recipes", package_dir.parents[1] / "recipes"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(
+        f"recipes not found next to {package_dir}; reinstall nemotron (pip install .) or run from a checkout"
+    )

@@ -1,0 +1,44 @@
+"""The stages nemotron can run: entry module, recipe config folder and config schema of each."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from nemotron.paths import recipes_root
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """How to run one stage: what the CLI needs to know without importing the stage's code."""
+
+    key: str  # used in job names and lineage, e.g. "data-prep-pretrain"
+    family: str  # recipe family, e.g. "nano3"
+    title: str
+    entry_module: str  # run as `python -m <entry_module> --config <file>` inside the job
+    config_subdir: str  # relative to the recipes root
+    schema: str  # "module:Class" of the stage's config dataclass
+    default_config: str = "default"
+
+    @property
+    def config_dir(self) -> Path:
+        return recipes_root() / self.config_subdir
+
+    def load_schema(self) -> type:
+        module_name, _, class_name = self.schema.partition(":")
+        return getattr(importlib.import_module(module_name), class_name)
+
+
+NANO3_DATA_PREP_PRETRAIN = StageSpec(
+    key="data-prep-pretrain",
+    family="nano3",
+    title="Tokenize a pretraining blend into Megatron bin/idx data",
+    entry_module="nemotron.stages.data_prep_pretrain",
+    config_subdir="nano3/stage0_pretrain/config/data_prep",
+    schema="nemotron.stages.data_prep_pretrain:DataPrepPretrainConfig",
+)
+
+STAGES: dict[str, StageSpec] = {
+    f"{spec.family}/{spec.key}": spec for spec in (NANO3_DATA_PREP_PRETRAIN,)
+}

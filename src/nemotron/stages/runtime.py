@@ -1,0 +1,57 @@
+"""What every stage entry point shares: read `--config`, know its job, report errors in one line."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Who is running: set by the launcher through the environment (same locally and on Slurm)."""
+
+    job_name: str | None
+    job_id: str | None
+    config_sha256: str
+    git_commit: str | None
+
+
+def load_stage_config(argv: list[str] | None, schema: type[T], stage: str) -> tuple[T, JobContext]:
+    """Parse `--config FILE`, validate it against `schema`, and read the job context."""
+    from omegaconf import OmegaConf
+
+    from nemotron.config import to_dataclass
+
+    parser = argparse.ArgumentParser(prog=f"python -m nemotron.stages.{stage}")
+    parser.add_argument("--config", required=True, type=Path, help="the stage config YAML written by the launcher")
+    args = parser.parse_args(argv)
+    text = args.config.read_text()
+    cfg = OmegaConf.create(text)
+    config = to_dataclass(cfg, schema, source=str(args.config))
+    context = JobContext(
+        job_name=os.environ.get("NEMOTRON_JOB_NAME"),
+        job_id=os.environ.get("SLURM_JOB_ID") or os.environ.get("NEMOTRON_JOB_ID"),
+        config_sha256=hashlib.sha256(text.encode()).hexdigest(),
+        git_commit=os.environ.get("NEMOTRON_GIT_COMMIT"),
+    )
+    return config, context
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage's main; known input errors end the process with one line and exit code 1."""
+    from nemotron.artifacts import ArtifactError
+    from nemotron.config import ConfigError
+    from nemotron.data.errors import DataError
+
+    try:
+        main()
+    except (ConfigError, DataError, ArtifactError) as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(1)
