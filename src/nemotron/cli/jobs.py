@@ -23,6 +23,7 @@ def list_jobs(limit: int = typer.Option(20, "-n", "--limit", help="how many rece
     from nemotron.execution.records import list_records
 
     table = Table("name", "job id", "stage", "profile", "submitted", "state")
+    table.columns[0].no_wrap = True
     for record in list_records()[:limit]:
         try:
             state = control_for(record).status(record).value

@@ -26,7 +26,7 @@ def launch_stage(
 
         literal(render_dry_run(prepared))
         return 0
-    backend = backend_for(prepared.profile)
+    backend = backend_for(prepared.profile, profile)
     record = backend.submit(prepared.job)
     where = "local process" if record.backend == "local" else "Slurm job"
     console.print(f"submitted [bold]{record.name}[/] as {where} {record.job_id}"

@@ -17,11 +17,11 @@ def stage_epilog(stage: StageSpec, usage: str) -> str:
     return (
         f"Built-in configs (-c NAME): {available_configs(stage)}.\n\n"
         f"Profiles (-r/-b PROFILE): {available_profiles()}.\n\n"
-        "Examples:\n\n"
-        f"  {usage} -c tiny                              # run locally\n\n"
-        f"  {usage} -c tiny --dry-run -b my-cluster      # show config and sbatch script\n\n"
-        f"  {usage} -c tiny --run my-cluster split.seed=7   # Slurm, stream logs\n\n"
-        f"  {usage} -c path/to/my.yaml --batch my-cluster     # Slurm, detached\n\n"
+        "Examples (run locally; preview a Slurm job; run on Slurm attached; detached):\n\n"
+        f"  {usage} -c tiny\n\n"
+        f"  {usage} -c tiny --dry-run -b my-cluster\n\n"
+        f"  {usage} -c tiny --run my-cluster split.seed=7\n\n"
+        f"  {usage} -c path/to/my.yaml --batch my-cluster\n\n"
         "Overrides use Hydra's grammar: a.b=1, +new.key=x, ++a.b=y, ~a.b, l=[1,2], s='a b'."
     )
 

@@ -21,7 +21,7 @@ def render_dry_run(prepared: PreparedJob) -> str:
         f"config:    {chain}",
         f"overrides: {' '.join(job.provenance.overrides) or '(none)'}",
         f"job name:  {job.name} (a new name is chosen at submission)",
-        f"profile:   {profile.name} (executor {profile.executor}"
+        f"profile:   {job.provenance.profile_name or '(none: runs locally)'} (executor {profile.executor}"
         + (f", from {profile.source})" if profile.source else ")"),
     ]
     sections.append(("job", "\n".join(header)))

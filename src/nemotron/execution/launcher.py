@@ -53,7 +53,7 @@ def prepare(request: LaunchRequest) -> PreparedJob:
     config = resolved_container(loaded.cfg, source=str(loaded.path))
     to_dataclass(OmegaConf.create(config), stage.load_schema(), source=str(loaded.path))
     env_file = load_env_file(find_env_file())
-    profile = env_file.profile(request.profile) if request.profile else Profile.default_local("(none: local)")
+    profile = env_file.profile(request.profile) if request.profile else Profile.default_local()
     artifacts_root = env_file.artifacts_root or str(default_registry_root())
     name = new_job_name(stage.family, stage.key)
     git_commit = source_git_commit()
@@ -91,14 +91,14 @@ def local_python(profile: Profile) -> str:
     return profile.python if profile.python != "python" else sys.executable
 
 
-def backend_for(profile: Profile):
-    """The submitting backend of a profile."""
+def backend_for(profile: Profile, profile_name: str | None):
+    """The submitting backend of a profile (`profile_name` None: no profile was given)."""
     from nemotron.execution.errors import ExecutionError
 
     if profile.executor == "local":
         from nemotron.execution.local_backend import LocalBackend
 
-        return LocalBackend(profile.name, local_python(profile), profile.setup)
+        return LocalBackend(profile_name, local_python(profile), profile.setup)
     if profile.executor == "slurm":
         from nemotron.execution.slurm_backend import SlurmBackend
 

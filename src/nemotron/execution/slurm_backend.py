@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import posixpath
 from datetime import datetime
 from pathlib import Path
@@ -14,10 +16,11 @@ from nemotron.execution.job_env import SECRETS_FILE, write_secrets_file
 from nemotron.execution.local_backend import read_from
 from nemotron.execution.records import JobRecord, save_record
 from nemotron.execution.slurm_commands import LocalShell, SlurmClient, SSHShell
-from nemotron.execution.slurm_executor import build_slurm_plan
+from nemotron.execution.slurm_executor import LOG_SUBDIR, build_slurm_plan
 from nemotron.execution.states import JobState
 
 TASK_NAME = "main"
+SUBMIT_LOG = "submit.log"
 
 
 class SlurmBackend:
@@ -32,15 +35,21 @@ class SlurmBackend:
         plan = build_slurm_plan(self.profile, job)
         self._write_job_files(job, plan.job_dir, plan.executor.tunnel)
         run = _nemo_run()
-        with run.Experiment(job.name, executor=plan.executor, log_level="WARN") as experiment:
-            experiment.add(plan.script, name=TASK_NAME, tail_logs=False)
-            try:
-                experiment.run(detach=True)
-            except Exception as err:  # NeMo-Run surfaces sbatch failures as assorted exception types
-                raise ExecutionError(f"submission to Slurm failed (profile {self.profile.name!r}): {err}") from err
-            handle = experiment.jobs[0].handle
-            log_dir = experiment.jobs[0].executor.job_dir
-            experiment_id = experiment._id
+        chatter = io.StringIO()  # NeMo-Run's own progress output, kept in the job dir instead
+        try:
+            with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+                with run.Experiment(job.name, executor=plan.executor, log_level="WARN") as experiment:
+                    experiment.add(plan.script, name=TASK_NAME, tail_logs=False)
+                    experiment.run(detach=True)
+                    handle = experiment.jobs[0].handle
+                    experiment_id = experiment._id
+        except Exception as err:  # NeMo-Run surfaces sbatch failures as assorted exception types
+            raise ExecutionError(
+                f"submission to Slurm failed (profile {self.profile.name!r}): {err}\n{chatter.getvalue()[-2000:]}"
+            ) from err
+        finally:
+            self._keep_submission_output(plan.job_dir, chatter.getvalue())
+        log_dir = posixpath.join(plan.job_dir, LOG_SUBDIR)
         job_id = handle.rstrip("/").rsplit("/", 1)[-1] if handle else ""
         if not job_id.isdigit():
             raise ExecutionError(
@@ -65,16 +74,22 @@ class SlurmBackend:
         save_record(record)
         return record
 
+    def _keep_submission_output(self, job_dir: str, text: str) -> None:
+        if self.profile.slurm and self.profile.slurm.ssh:
+            return  # the job dir is on the cluster; the text was only progress chatter
+        Path(job_dir, SUBMIT_LOG).write_text(text)
+
     def _write_job_files(self, job: StageJob, job_dir: str, tunnel) -> None:
         """Put config.yaml, job.yaml and the 0600 secrets file where the job will read them."""
         if self.profile.slurm is None or self.profile.slurm.ssh is None:
             write_job_files(Path(job_dir), job.config, job.provenance)
             write_secrets_file(Path(job_dir), job.secret_env)
+            Path(job_dir, LOG_SUBDIR).mkdir(exist_ok=True)  # Slurm does not create output folders
             return
         import tempfile
 
         tunnel.connect()
-        tunnel.run(f"mkdir -p {job_dir}")
+        tunnel.run(f"mkdir -p {posixpath.join(job_dir, LOG_SUBDIR)}")
         with tempfile.TemporaryDirectory() as staging:
             local = Path(staging)
             write_job_files(local, job.config, job.provenance)
@@ -136,18 +151,20 @@ def _nemo_run():
 
 
 def render_sbatch_preview(profile: Profile, job: StageJob) -> str:
-    """The literal sbatch script NeMo-Run would submit for `job`, rendered in a temporary folder."""
-    import tempfile
+    """The literal sbatch script NeMo-Run would submit for `job`; its experiment folder is removed."""
+    import shutil
 
     plan = build_slurm_plan(profile, job)
     run = _nemo_run()
-    with tempfile.TemporaryDirectory(prefix="nemotron-dryrun-") as base_dir:
-        experiment = run.Experiment(job.name, executor=plan.executor, base_dir=base_dir, log_level="ERROR")
-        with experiment:
+    experiment = run.Experiment(job.name, executor=plan.executor, log_level="ERROR")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), experiment:
             experiment.add(plan.script, name=TASK_NAME, tail_logs=False)
             experiment.dryrun(log=False, delete_exp_dir=False)
-            scripts = sorted(Path(base_dir).rglob("*_sbatch.sh"))
+            scripts = sorted(Path(experiment._exp_dir).rglob("*_sbatch.sh"))
             if not scripts:
                 raise ExecutionError("NeMo-Run produced no sbatch script in its dry run")
-            return scripts[0].read_text().replace(base_dir, "<nemo_run experiment dir>")
+            return scripts[0].read_text()
+    finally:
+        shutil.rmtree(Path(experiment._exp_dir).parent, ignore_errors=True)  # nothing stays behind
 

@@ -14,6 +14,9 @@ from nemotron.execution.nemo_run_import import import_nemo_run
 from nemotron.execution.records import jobs_root
 
 
+LOG_SUBDIR = "logs"  # inside the job dir: sbatch trace and one log per (re)start of the job
+
+
 @dataclass(frozen=True)
 class SlurmPlan:
     """Where a Slurm job's files live and the NeMo-Run objects that submit it."""
@@ -66,10 +69,12 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
             if path and not any(m.split(":")[0] == path for m in mounts):
                 mounts.append(f"{path}:{path}")
     setup = [source_secrets_line(posixpath.join(job_dir, SECRETS_FILE)), *profile.setup]
+    from nemo_run.core.execution.slurm import SlurmJobDetails
+
     executor = run.SlurmExecutor(
         account=slurm.account,
         partition=slurm.partition,
-        job_name_prefix="",
+        job_details=SlurmJobDetails(job_name=job.name, folder=posixpath.join(job_dir, LOG_SUBDIR)),
         time=slurm.time,
         nodes=slurm.nodes,
         ntasks_per_node=slurm.ntasks_per_node,
@@ -87,6 +92,9 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
         tunnel=tunnel,
         packager=run.Packager(),  # code comes from the image / virtual environment the profile names
         poll_estimated_start_time=False,
+        # NeMo-Run's own --chdir (outside containers) names a folder it never creates; the last
+        # --chdir wins, so the job runs in its job dir.
+        srun_args=None if slurm.container_image else ["--chdir", job_dir],
     )
     script = run.Script(
         path=job.entry_module,
