@@ -26,7 +26,7 @@ def nemotron_home(tmp_path, monkeypatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("NEMOTRON_HOME", str(home))
     monkeypatch.delenv("NEMOTRON_ARTIFACTS_ROOT", raising=False)
-    monkeypatch.delenv("NEMORUN_HOME", raising=False)
+    monkeypatch.setenv("NEMORUN_HOME", str(home / "nemo_run"))  # read once per process by nemo_run
     monkeypatch.setenv("NEMOTRON_ENV_FILE", str(tmp_path / "env.toml"))
     (tmp_path / "env.toml").write_text("")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))

@@ -146,7 +146,10 @@ class FileRegistry:
                     f"versions: {', '.join(f'v{v}' for v in versions)}; aliases: latest"
                     + "".join(f", {a}" for a in self._aliases(name_dir))
                 )
-            version = int(alias_file.read_text().strip().lstrip("v"))
+            text = alias_file.read_text().strip()
+            if not _VERSION_DIR.match(text):
+                raise ArtifactError(f"alias file {alias_file} is corrupt ({text[:20]!r}); set it again with `alias`")
+            version = int(text[1:])
         if version not in versions:
             raise ArtifactError(
                 f"artifact {ref} not found; versions of {ref.name}: {', '.join(f'v{v}' for v in versions)}"

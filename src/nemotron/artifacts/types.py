@@ -43,7 +43,10 @@ class ArtifactRef:
     @classmethod
     def parse(cls, text: str) -> ArtifactRef:
         name, _, selector = text.strip().partition(":")
-        return cls(validate_name(name), selector or "latest")
+        selector = selector or "latest"
+        if not _VERSION_RE.match(selector):
+            validate_name(selector)  # an alias names a file in the registry: no paths
+        return cls(validate_name(name), selector)
 
     @property
     def version(self) -> int | None:

@@ -17,20 +17,20 @@ app = typer.Typer(
 @app.command("list")
 def list_jobs(limit: int = typer.Option(20, "-n", "--limit", help="how many recent jobs to show")) -> None:
     """List recent jobs with their current state.\n\nExample: nemotron jobs list -n 5"""
-    from rich.table import Table
-
     from nemotron.execution.launcher import control_for
     from nemotron.execution.records import list_records
 
-    table = Table("name", "job id", "stage", "profile", "submitted", "state")
-    table.columns[0].no_wrap = True
+    rows = [("NAME", "JOB ID", "STAGE", "PROFILE", "SUBMITTED", "STATE")]
     for record in list_records()[:limit]:
         try:
             state = control_for(record).status(record).value
         except Exception as err:  # one unreachable cluster must not hide the other jobs
             state = f"? ({err})"
-        table.add_row(record.name, record.job_id, record.stage, record.profile or "-", record.submitted_at, state)
-    console.print(table)
+        rows.append((record.name, record.job_id, record.stage, record.profile or "-", record.submitted_at, state))
+    # plain aligned columns (like squeue): nothing is truncated in pipes or narrow terminals
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        literal("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
 
 
 @app.command()

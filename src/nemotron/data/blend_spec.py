@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,8 +77,8 @@ def _dataset(blend_path: Path, index: int, entry: object, default_text_field: st
         raise DataError(f"{where}: 'name' must be a string of letters, digits, '.', '_', '-'; got {name!r}")
     if not isinstance(path, str) or not path:
         raise DataError(f"{where}: 'path' must be a non-empty string")
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
-        raise DataError(f"{where} ({name}): 'weight' must be a number > 0, got {weight!r}")
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (0 < weight < math.inf):
+        raise DataError(f"{where} ({name}): 'weight' must be a number > 0 and finite, got {weight!r}")
     text_field = entry.get("text_field", default_text_field)
     if not isinstance(text_field, str) or not text_field:
         raise DataError(f"{where} ({name}): 'text_field' must be a non-empty string")

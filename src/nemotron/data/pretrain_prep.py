@@ -126,7 +126,11 @@ def _prepare_dataset(
     if batch:
         flush()
     for split in SPLITS:
-        builders[split].finalize(str(out_dir / split / f"{spec.name}.idx"))
+        prefix = out_dir / split / spec.name
+        builders[split].finalize(f"{prefix}.idx")
+        if not stats[split].documents:  # Megatron cannot map empty files; blend.json omits them
+            for suffix in (".bin", ".idx"):
+                Path(f"{prefix}{suffix}").unlink(missing_ok=True)
     tokens = sum(s.tokens for s in stats.values())
     elapsed = max(time.perf_counter() - started, 1e-9)
     log(

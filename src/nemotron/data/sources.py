@@ -38,7 +38,12 @@ def iter_documents(spec: DatasetSpec) -> Iterator[Document]:
         elif name.endswith(PARQUET_SUFFIXES):
             yield from _iter_parquet(path, spec.text_field)
         elif name.endswith(TEXT_SUFFIXES):
-            yield Document(_open_text(path).read(), str(path))
+            try:
+                with _open_text(path) as handle:
+                    text = handle.read()
+            except UnicodeDecodeError as err:
+                raise DataError(f"{path}: not valid UTF-8 text ({err})") from None
+            yield Document(text, str(path))
         else:
             raise DataError(
                 f"dataset {spec.name}: unsupported file type {path}; "

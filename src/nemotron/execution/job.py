@@ -21,6 +21,7 @@ class StageJob:
     provenance: Provenance
     env: dict[str, str] = field(default_factory=dict)  # non-secret variables the job needs
     secret_env: dict[str, str] = field(default_factory=dict)  # passed through a 0600 file, never printed
+    single_task: bool = True  # one process, whatever the allocation; training stages set False
 
     def command(self, python: str, config_path: str) -> list[str]:
         return [python, "-m", self.entry_module, "--config", config_path]

@@ -28,6 +28,10 @@ def write_secrets_file(job_dir: Path, secrets: dict[str, str]) -> Path:
 
 
 def source_secrets_line(secrets_path: str) -> str:
-    """A shell line that loads the secrets file without tracing its contents (`set -x` stays off)."""
+    """A shell line that loads the secrets file with echo and tracing off (`set -v`/`-x` would print
+    its lines into the job's log), then restores the shell's options."""
     quoted = shlex.quote(secrets_path)
-    return f"{{ set +x; }} 2>/dev/null; if [ -f {quoted} ]; then . {quoted}; fi; set -x"
+    return (
+        f"{{ _nemotron_opts=$-; set +xv; }} 2>/dev/null; if [ -f {quoted} ]; then . {quoted}; fi; "
+        'case $_nemotron_opts in *v*) set -v;; esac; case $_nemotron_opts in *x*) set -x;; esac'
+    )

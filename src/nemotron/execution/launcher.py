@@ -82,6 +82,7 @@ def prepare(request: LaunchRequest) -> PreparedJob:
         provenance=provenance,
         env=job_identity_env(name, artifacts_root, git_commit),
         secret_env=secret_env,
+        single_task=stage.single_task,
     )
     return PreparedJob(job, profile, env_file, str(loaded.path), tuple(str(p) for p in loaded.chain))
 

@@ -38,13 +38,10 @@ class LocalBackend:
         secrets = write_secrets_file(job_dir, job.secret_env)
         command = " ".join(shlex.quote(part) for part in job.command(self.python, str(config_path)))
         # The wrapper records the exit code atomically so `jobs status` knows the outcome later.
+        inner = "\n".join([f". {shlex.quote(str(secrets))}", *self.setup, f"exec {command}"])
         script = "\n".join(
             [
-                "set -a",
-                f". {shlex.quote(str(secrets))}",
-                "set +a",
-                *self.setup,
-                f"{command} > {LOG_FILE} 2>&1",
+                f"( set -e\n{inner}\n) > {LOG_FILE} 2>&1",  # setup failures land in the log too
                 "code=$?",
                 f'echo "$code" > {EXIT_FILE}.tmp && mv {EXIT_FILE}.tmp {EXIT_FILE}',
             ]

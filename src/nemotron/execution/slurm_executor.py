@@ -94,7 +94,7 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
         poll_estimated_start_time=False,
         # NeMo-Run's own --chdir (outside containers) names a folder it never creates; the last
         # --chdir wins, so the job runs in its job dir.
-        srun_args=None if slurm.container_image else ["--chdir", job_dir],
+        srun_args=_srun_args(job, job_dir, in_container=bool(slurm.container_image)),
     )
     script = run.Script(
         path=job.entry_module,
@@ -103,3 +103,12 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
         args=["--config", posixpath.join(job_dir, "config.yaml")],
     )
     return SlurmPlan(job_dir=job_dir, executor=executor, script=script)
+
+
+def _srun_args(job: StageJob, job_dir: str, *, in_container: bool) -> list[str] | None:
+    args = []
+    if job.single_task:  # one copy of a single-process stage, not one per task of the allocation
+        args += ["--nodes=1", "--ntasks=1"]
+    if not in_container:
+        args += ["--chdir", job_dir]
+    return args or None

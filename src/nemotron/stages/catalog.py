@@ -20,6 +20,7 @@ class StageSpec:
     config_subdir: str  # relative to the recipes root
     schema: str  # "module:Class" of the stage's config dataclass
     default_config: str = "default"
+    single_task: bool = True  # data prep: one process; distributed training stages: one per GPU
 
     @property
     def config_dir(self) -> Path:
