@@ -108,7 +108,7 @@ def test_failing_setup_line_fails_the_job_with_its_output_in_the_log(nemotron_ho
     assert wait_for(lambda: backend.status(record) is not JobState.RUNNING)
     assert backend.status(record) is JobState.FAILED
     assert (Path(record.job_dir) / "exit_code").read_text().strip() == "3"
-    text, _ = backend.read_log(record, 0)
+    text, _ = backend.read_log(record, {})
     assert "setup-ran" in text and "published" not in text
 
 

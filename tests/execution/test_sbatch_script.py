@@ -151,23 +151,24 @@ def run_script_setup(script: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", "-c", "\n".join(lines)], cwd=cwd, capture_output=True, text=True, timeout=30)
 
 
-def test_secrets_file_is_sourced_and_the_setup_runs(env_file, tmp_path):
+def run_gpu_setup_with_secrets(tmp_path) -> subprocess.CompletedProcess:
+    """Write the gpu job's secrets file and run the setup part of its rendered sbatch script."""
     p = prepared("gpu")
     job_dir = Path(jobs_root(), p.job.name)
     job_dir.mkdir(parents=True)
     write_secrets_file(job_dir, p.job.secret_env)
-    done = run_script_setup(render_sbatch_preview(p.profile, p.job), tmp_path)
+    return run_script_setup(render_sbatch_preview(p.profile, p.job), tmp_path)
+
+
+def test_secrets_file_is_sourced_and_the_setup_runs(env_file, tmp_path):
+    done = run_gpu_setup_with_secrets(tmp_path)
     assert done.returncode == 0, done.stderr
     assert "setup-line" in done.stdout
     assert f"secret length {len(SECRET)}" in done.stdout  # the job sees the secret
 
 
 def test_secret_value_never_reaches_the_job_log(env_file, tmp_path):
-    p = prepared("gpu")
-    job_dir = Path(jobs_root(), p.job.name)
-    job_dir.mkdir(parents=True)
-    write_secrets_file(job_dir, p.job.secret_env)
-    done = run_script_setup(render_sbatch_preview(p.profile, p.job), tmp_path)
+    done = run_gpu_setup_with_secrets(tmp_path)
     assert f"secret length {len(SECRET)}" in done.stdout
     assert SECRET not in done.stdout + done.stderr  # stdout and stderr both land in the --output file
 

@@ -82,12 +82,13 @@ def check_artifact(artifact_dir: Path, job_name: str) -> None:
 def test_tiny_local_run_publishes_versioned_artifacts_and_job_files(run_cli, nemotron_home):
     done = run_cli(*PREP, "-c", "tiny", timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    name, _pid = submitted(done.stdout)
+    name, pid = submitted(done.stdout)
     assert f"published {ARTIFACT}:v1" in done.stdout  # the stage's own log is streamed
     assert f"job {name} COMPLETED" in flat(done.stdout)
     assert versions(nemotron_home) == ["v1"]
     v1 = nemotron_home / "artifacts" / ARTIFACT / "v1"
     check_artifact(v1, name)
+    assert json.loads((v1 / "artifact.json").read_text())["lineage"]["job_id"] == pid  # lineage names the job
 
     job_dir = nemotron_home / "jobs" / name
     job = yaml.safe_load((job_dir / "job.yaml").read_text())
@@ -108,7 +109,7 @@ def test_tiny_local_run_publishes_versioned_artifacts_and_job_files(run_cli, nem
     assert logs.returncode == 0 and f"published {ARTIFACT}:v1" in logs.stdout
     status = run_cli("jobs", "status", name, "--wait", timeout=60)
     assert status.returncode == 0
-    assert status.stdout.strip().split("\t") == [name, _pid, "COMPLETED"]
+    assert status.stdout.strip().split("\t") == [name, pid, "COMPLETED"]
 
     # A second run (with an override recorded in provenance) publishes the next version.
     again = run_cli(*PREP, "split.seed=99", "-c", "tiny", timeout=300)
@@ -252,7 +253,8 @@ print("HEAVY=" + ",".join(sorted(m for m in sys.modules if m.split(".")[0] in he
 
 
 def test_jobs_list_shows_state_at_default_width(run_cli, nemotron_home, monkeypatch):
-    monkeypatch.delenv("COLUMNS", raising=False)
+    """`jobs list` must be readable in pipes and narrow terminals (no truncation of job id or state)."""
+    monkeypatch.setenv("COLUMNS", "80")
     done = run_cli(*PREP, "-c", "tiny", timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     name, pid = submitted(done.stdout)

@@ -290,7 +290,7 @@ def test_secrets_reach_the_job_but_no_file_or_output(submit, run_cli, slurm_env_
         text = script.read_text()
         assert SECRET not in text, script
         assert "NEMOTRON_TEST_PUBLIC=visible" in text  # public env_vars do go into the script
-    # Nothing NeMo-Run or the launcher wrote keeps the value (job logs: see the xfail test below).
+    # Nothing NeMo-Run or the launcher wrote keeps the value (job logs: see the next test).
     for path in files_under(nemotron_home / "nemo_run") + files_under(job_dir):
         if path == secrets_file or path.parent.name == "logs":
             continue
@@ -298,10 +298,25 @@ def test_secrets_reach_the_job_but_no_file_or_output(submit, run_cli, slurm_env_
 
 
 def test_secrets_do_not_appear_in_job_logs(submit, run_cli, slurm_env_file, nemotron_home):
+    """NeMo-Run's sbatch script runs under `set -evx`: sourcing secrets.env must not echo its lines."""
     profile = secret_profile(slurm_env_file, setup_check=False)
     done, name, _ = submit(*PREP, "--run", profile, "-c", "tiny")
     assert done.returncode == 0, done.stdout + done.stderr
+    assert SECRET not in done.stdout + done.stderr
     logs = files_under(nemotron_home / "jobs" / name / "logs")
     assert logs
     leaked = [str(p) for p in logs if SECRET in p.read_text(errors="replace")]
     assert leaked == []
+
+
+def test_run_streams_stage_log_when_setup_is_slow(submit, run_cli, slurm_env_file, nemotron_home):
+    """`--run` first streams the sbatch trace (no stage log yet); the stage's whole log must still follow."""
+    with slurm_env_file.open("a") as handle:
+        handle.write('\n[slow-start]\nextends = "local-slurm"\nsetup = ["sleep 5"]\n')
+    done, name, _ = submit(*PREP, "--run", "slow-start", "-c", "tiny")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "sleep 5" in done.stdout  # the trace was streamed while the stage had not started
+    assert "data prep: 2 dataset(s)" in done.stdout, done.stdout
+    assert f"published {ARTIFACT}:v1" in done.stdout, done.stdout
+    followed = run_cli("jobs", "logs", name, "-f", timeout=TIMEOUT)
+    assert followed.returncode == 0 and f"published {ARTIFACT}:v1" in followed.stdout

@@ -73,7 +73,7 @@ def logs(
         if state.exit_code:
             fail(f"job {record.name} ended {state.value}")
         raise typer.Exit(state.exit_code)
-    text, _ = control.read_log(record, 0)
+    text, _ = control.read_log(record, {})
     if not text:
         fail(f"no log yet for {record.name} (state {control.status(record).value}) in {record.log_dir}")
         raise typer.Exit(1)

@@ -29,8 +29,7 @@ def launch_stage(
     backend = backend_for(prepared.profile, profile)
     record = backend.submit(prepared.job)
     where = "local process" if record.backend == "local" else "Slurm job"
-    console.print(f"submitted [bold]{record.name}[/] as {where} {record.job_id}"
-                  + (f" (profile {profile})" if profile else ""))
+    literal(f"submitted {record.name} as {where} {record.job_id}" + (f" (profile {profile})" if profile else ""))
     if not attached:
         console.print("follow it with:")
         for verb in ("status", "logs --follow", "cancel"):

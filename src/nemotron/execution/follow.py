@@ -6,22 +6,23 @@ import sys
 import time
 from typing import TextIO
 
+from nemotron.execution.log_reader import LogCursor
 from nemotron.execution.records import JobRecord
 from nemotron.execution.states import JobState
 
 
 def follow(control, record: JobRecord, out: TextIO = sys.stdout, poll_seconds: float = 1.0) -> JobState:
     """Print new log text as it appears; stop once the job is in a final state and the log is drained."""
-    offset = 0
+    cursor: LogCursor = {}
     unknown_since: float | None = None
     while True:
         state = control.status(record)
-        text, offset = control.read_log(record, offset)
+        text, cursor = control.read_log(record, cursor)
         if text:
             out.write(text)
             out.flush()
         if state.is_terminal:
-            text, offset = control.read_log(record, offset)  # whatever was written as it ended
+            text, cursor = control.read_log(record, cursor)  # whatever was written as it ended
             if text:
                 out.write(text)
                 out.flush()

@@ -14,6 +14,7 @@ from nemotron.config.job_files import CONFIG_FILE, write_job_files
 from nemotron.execution.errors import ExecutionError
 from nemotron.execution.job import StageJob
 from nemotron.execution.job_env import write_secrets_file
+from nemotron.execution.log_reader import LogCursor, read_new
 from nemotron.execution.records import JobRecord, jobs_root, save_record
 from nemotron.execution.states import JobState
 
@@ -38,7 +39,7 @@ class LocalBackend:
         secrets = write_secrets_file(job_dir, job.secret_env)
         command = " ".join(shlex.quote(part) for part in job.command(self.python, str(config_path)))
         # The wrapper records the exit code atomically so `jobs status` knows the outcome later.
-        inner = "\n".join([f". {shlex.quote(str(secrets))}", *self.setup, f"exec {command}"])
+        inner = "\n".join(["export NEMOTRON_JOB_ID=$$", f". {shlex.quote(str(secrets))}", *self.setup, f"exec {command}"])
         script = "\n".join(
             [
                 f"( set -e\n{inner}\n) > {LOG_FILE} 2>&1",  # setup failures land in the log too
@@ -92,8 +93,8 @@ class LocalBackend:
         except ProcessLookupError:
             pass
 
-    def read_log(self, record: JobRecord, offset: int) -> tuple[str, int]:
-        return read_from(Path(record.log_dir) / LOG_FILE, offset)
+    def read_log(self, record: JobRecord, cursor: LogCursor) -> tuple[str, LogCursor]:
+        return read_new(self.log_paths(record), cursor)
 
     def log_paths(self, record: JobRecord) -> list[str]:
         return [str(Path(record.log_dir) / LOG_FILE)]
@@ -110,15 +111,4 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
     except OSError:
         return True
-
-
-def read_from(path: Path, offset: int) -> tuple[str, int]:
-    """Text appended to `path` since byte `offset`, and the new offset ('' if the file is absent)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            data = handle.read()
-    except FileNotFoundError:
-        return "", offset
-    return data.decode("utf-8", errors="replace"), offset + len(data)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import posixpath
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from nemotron.env import Profile
 from nemotron.execution.errors import ExecutionError
 from nemotron.execution.job import StageJob
 from nemotron.execution.job_env import SECRETS_FILE, write_secrets_file
-from nemotron.execution.local_backend import read_from
+from nemotron.execution.log_reader import LogCursor, read_new
 from nemotron.execution.records import JobRecord, save_record
 from nemotron.execution.slurm_commands import LocalShell, SlurmClient, SSHShell
 from nemotron.execution.slurm_executor import LOG_SUBDIR, build_slurm_plan
@@ -130,18 +131,11 @@ class SlurmJobControl:
             return sorted(logs, key=lambda p: int(p.rsplit("_", 1)[-1].split(".")[0]))
         return self.client.list_files(record.log_dir, f"sbatch_*_{record.job_id}.out")
 
-    def read_log(self, record: JobRecord, offset: int) -> tuple[str, int]:
-        """Text of all output files after byte `offset` of their concatenation."""
-        chunks, position = [], 0
-        for path in self.log_paths(record):
-            size_before = position
-            if self.remote:
-                text, end = self.client.read(path, max(offset - size_before, 0))
-            else:
-                text, end = read_from(Path(path), max(offset - size_before, 0))
-            chunks.append(text)
-            position = size_before + end
-        return "".join(chunks), max(position, offset)
+    def read_log(self, record: JobRecord, cursor: LogCursor) -> tuple[str, LogCursor]:
+        """New text of the job's output files since `cursor` (each file has its own position)."""
+        if self.remote:
+            return read_new(self.log_paths(record), cursor, self.client.read)
+        return read_new(self.log_paths(record), cursor)
 
 
 def _nemo_run():
@@ -165,6 +159,9 @@ def render_sbatch_preview(profile: Profile, job: StageJob) -> str:
             if not scripts:
                 raise ExecutionError("NeMo-Run produced no sbatch script in its dry run")
             return scripts[0].read_text()
-    finally:
-        shutil.rmtree(Path(experiment._exp_dir).parent, ignore_errors=True)  # nothing stays behind
+    finally:  # nothing stays behind: remove the experiment and the folders the dry run created
+        shutil.rmtree(Path(experiment._exp_dir).parent, ignore_errors=True)
+        for folder in (Path(experiment._exp_dir).parents[1], Path(os.environ["NEMORUN_HOME"])):
+            if folder.name in ("experiments", "nemo_run") and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
