@@ -186,8 +186,10 @@ def test_dry_run_without_profile_shows_config_and_command_and_writes_nothing(run
     assert "--- resolved config (config.yaml) ---" in out
     assert f"artifact_name: {ARTIFACT}" in out
     assert re.search(r"^blend_path: /\S+/tiny\.json$", out, re.M), out
-    command = re.search(r"^command: (.+)$", out, re.M)
+    command = re.search(r"^--- command ---\n(.+)$", out, re.M)
     assert command, out
+    interpreter = command.group(1).split(" ")[0]  # the CLI's own interpreter (python or python3)
+    assert interpreter.startswith(str(Path(sys.executable).parent) + "/python"), interpreter
     assert " -m nemotron.stages.data_prep_pretrain --config " in command.group(1)
     assert command.group(1).endswith("/config.yaml")
     assert str(nemotron_home / "jobs") in command.group(1)

@@ -40,10 +40,9 @@ def render_dry_run(prepared: PreparedJob) -> str:
 
         config_path = posixpath.join(str(jobs_root() / job.name), "config.yaml")
         executor = {"profile": profile.to_dict(redacted=True), "environment": environment}
-        if profile.executor == "local":
-            command = " ".join(job.command(local_python(profile), config_path))
-            executor["command"] = command
         sections.append((f"executor ({profile.executor})", OmegaConf.to_yaml(OmegaConf.create(executor)).rstrip()))
+        if profile.executor == "local":  # on one line, as it will run (YAML would fold it)
+            sections.append(("command", " ".join(job.command(local_python(profile), config_path))))
     body = "\n\n".join(f"--- {title} ---\n{text}" for title, text in sections)
     body += "\n\n--- dry run: nothing was written or submitted ---\n"
     return redact_text(body, list(job.secret_env.values()))
