@@ -9,8 +9,14 @@ ensure_venv test
 if [ "${NEMOTRON_SKIP_SLURM:-0}" != "1" ]; then
   if [ "$(id -u)" = "0" ] || sudo -n true 2>/dev/null; then
     bash scripts/slurm-cluster.sh start
+    # The SSH submission tests start their own sshd on 127.0.0.1 in front of this cluster.
+    if [ ! -x /usr/sbin/sshd ] || ! command -v rsync >/dev/null; then
+      SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo -n"
+      $SUDO apt-get update -qq >/dev/null
+      $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client rsync >/dev/null
+    fi
   else
-    echo "warning: not root and no passwordless sudo: Slurm tests will be skipped" >&2
+    echo "warning: not root and no passwordless sudo: Slurm and SSH tests will be skipped" >&2
   fi
 fi
 exec "${NEMOTRON_VENV:-.venv}/bin/python" -m pytest "$@"

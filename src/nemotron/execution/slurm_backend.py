@@ -34,11 +34,11 @@ class SlurmBackend:
 
     def submit(self, job: StageJob) -> JobRecord:
         plan = build_slurm_plan(self.profile, job)
-        self._write_job_files(job, plan.job_dir, plan.executor.tunnel)
         run = _nemo_run()
         chatter = io.StringIO()  # NeMo-Run's own progress output, kept in the job dir instead
         try:
             with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+                self._write_job_files(job, plan.job_dir, plan.executor.tunnel)
                 with run.Experiment(job.name, executor=plan.executor, log_level="WARN") as experiment:
                     experiment.add(plan.script, name=TASK_NAME, tail_logs=False)
                     experiment.run(detach=True)
@@ -78,7 +78,8 @@ class SlurmBackend:
     def _keep_submission_output(self, job_dir: str, text: str) -> None:
         if self.profile.slurm and self.profile.slurm.ssh:
             return  # the job dir is on the cluster; the text was only progress chatter
-        Path(job_dir, SUBMIT_LOG).write_text(text)
+        if Path(job_dir).is_dir():  # absent when submission failed before the job dir was made
+            Path(job_dir, SUBMIT_LOG).write_text(text)
 
     def _write_job_files(self, job: StageJob, job_dir: str, tunnel) -> None:
         """Put config.yaml, job.yaml and the 0600 secrets file where the job will read them."""

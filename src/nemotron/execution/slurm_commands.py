@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shlex
 import subprocess
 from dataclasses import dataclass
@@ -38,7 +40,8 @@ class SSHShell:
         self.tunnel = run.SSHTunnel(host=host, user=user, identity=identity, port=port, job_dir="")
 
     def run(self, command: str) -> CommandResult:
-        result = self.tunnel.run(command, hide=True, warn=True)
+        with contextlib.redirect_stdout(io.StringIO()):  # NeMo-Run prints "Connecting to ..."
+            result = self.tunnel.run(command, hide=True, warn=True)
         return CommandResult(result.return_code, result.stdout, result.stderr)
 
 
