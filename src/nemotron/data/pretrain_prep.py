@@ -1,29 +1,28 @@
-"""Pretraining data prep: tokenize a blend into Megatron bin/idx files per split, plus blend.json."""
+"""Pretraining data prep: plan shards, tokenize the missing ones in a process pool, then finalize.
+
+Re-running skips every shard whose receipt is valid (same inputs, settings and output checksums)
+and redoes missing or corrupt ones, so an interrupted run resumes and ends byte-identical to an
+uninterrupted one. `finalize` checks every receipt and writes the per-split `blend.json`.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from nemotron.data.blend_spec import BlendSpec, DatasetSpec
+from nemotron.data.blend_spec import BlendSpec
+from nemotron.data.errors import DataError
 from nemotron.data.megatron_blend import write_blend
-from nemotron.data.sources import iter_documents
-from nemotron.data.splits import SPLITS, SplitFractions
+from nemotron.data.receipts import ShardReceipt, valid_receipt
+from nemotron.data.shard_plan import WorkItem, plan_work
+from nemotron.data.shard_worker import ShardSettings, init_worker, process_item, run_in_worker, shard_prefix
+from nemotron.data.splits import SPLITS
 from nemotron.data.tokenizer import TextTokenizer
 
 BLEND_FILE = "blend.json"
-
-
-@dataclass(frozen=True)
-class PretrainPrepSettings:
-    """Everything that decides the bytes of the output (recorded in the artifact)."""
-
-    blend: BlendSpec
-    fractions: SplitFractions
-    append_eod: bool = True
-    batch_size: int = 256
 
 
 @dataclass
@@ -37,12 +36,17 @@ class SplitStats:
 
 @dataclass
 class PrepResult:
-    """What was written: the blend file (relative to the output dir) and counts per dataset/split."""
+    """What the data folder holds: counts per dataset and split, and what was skipped."""
 
-    blend_file: str
-    dtype: str
+    data_dir: Path
+    shards: int
+    shards_done_now: int
     stats: dict[str, dict[str, SplitStats]] = field(default_factory=dict)
     empty_documents: int = 0
+    short_documents: int = 0
+    truncated_documents: int = 0
+    bad_records: int = 0
+    bad_examples: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def totals(self) -> dict[str, SplitStats]:
@@ -55,87 +59,139 @@ class PrepResult:
         return out
 
 
-def prepare_pretrain_data(
-    settings: PretrainPrepSettings,
-    tokenizer: TextTokenizer,
-    out_dir: Path,
-    log: Callable[[str], None] = print,
-) -> PrepResult:
-    """Write `<out_dir>/<split>/<dataset>.{bin,idx}` and `<out_dir>/blend.json`."""
-    import numpy as np
+@dataclass(frozen=True)
+class PrepRequest:
+    """One data prep run: inputs, shard plan size, settings, where, and how many workers."""
+
+    blend: BlendSpec
+    settings: ShardSettings
+    data_dir: Path
+    num_shards: int
+    workers: int
+    force: bool = False
+    max_bad_records: int = 0
+
+
+def run_shards(request: PrepRequest, load_tokenizer: Callable[[], TextTokenizer], vocab_size: int,
+               log: Callable[[str], None] = print, only: Callable[[int], bool] = lambda i: True) -> int:
+    """Tokenize the planned items that `only(index)` selects and that lack a valid receipt.
+
+    Returns how many items were (re)done. `only` lets a Slurm array task take its share.
+    """
     from megatron.core.datasets.indexed_dataset import DType
 
-    dtype = DType.optimal_dtype(tokenizer.vocab_size)
-    result = PrepResult(blend_file=BLEND_FILE, dtype=np.dtype(dtype).name)
-    started = time.perf_counter()
-    for spec in settings.blend.datasets:
-        result.stats[spec.name] = _prepare_dataset(spec, settings, tokenizer, out_dir, dtype, result, log)
+    dtype = DType.optimal_dtype(vocab_size)
+    items = plan_work(request.blend, request.num_shards, sample=request.settings.sample)
+    specs = {spec.name: spec for spec in request.blend.datasets}
+    mine = [item for index, item in enumerate(items) if only(index)]
+    pending = [item for item in mine if request.force or not _valid(request, item)]
+    log(f"{len(items)} shards planned, {len(mine) - len(pending)} of {len(mine)} already done, "
+        f"{len(pending)} to do with {min(request.workers, max(len(pending), 1))} worker(s)")
+    if not pending:
+        return 0
+    jobs = [(item, specs[item.dataset], request.settings, request.data_dir, dtype) for item in pending]
+    progress = _Progress(len(pending), log)
+    if request.workers <= 1 or len(pending) == 1:
+        tokenizer = load_tokenizer()
+        for item, spec, settings, data_dir, dt in jobs:
+            progress.done(process_item(item, spec, settings, tokenizer, data_dir, dt))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        # spawn: no forked tokenizer threads or locks. A worker that dies (killed, out of memory)
+        # fails the stage instead of hanging it; finished shards keep their receipts for the rerun.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(request.workers, len(pending)), mp_context=context,
+                                 initializer=init_worker, initargs=(load_tokenizer,)) as pool:
+            futures = [pool.submit(run_in_worker, job) for job in jobs]
+            try:
+                for future in as_completed(futures):
+                    progress.done(future.result())
+            except BrokenProcessPool as err:
+                raise DataError(f"a data prep worker died ({err}); re-run the stage to resume") from None
+    return len(pending)
+
+
+def finalize(request: PrepRequest, blend_file: Path, shards_done_now: int, started: float,
+             log: Callable[[str], None] = print, prefixes_relative_to: Path | None = None) -> PrepResult:
+    """Check every receipt, enforce `max_bad_records`, and write `blend_file`.
+
+    Prefixes are relative to `prefixes_relative_to` (the folder blend.json will finally live in,
+    when that differs from where it is written), or absolute when it is None.
+    """
+    items = plan_work(request.blend, request.num_shards, sample=request.settings.sample)
+    result = PrepResult(request.data_dir, len(items), shards_done_now)
     per_split: dict[str, list[tuple[float, str]]] = {split: [] for split in SPLITS}
-    for spec in settings.blend.datasets:
+    receipts: dict[str, ShardReceipt] = {}
+    for item in items:
+        receipt = _valid(request, item)
+        if receipt is None:
+            raise DataError(
+                f"shard {item.id} in {request.data_dir} is missing or does not match its receipt; "
+                "re-run the stage to redo it"
+            )
+        receipts[item.id] = receipt
+        _add(result, item, receipt)
+    for spec in request.blend.datasets:
+        dataset_items = [i for i in items if i.dataset == spec.name]
         for split in SPLITS:
-            if result.stats[spec.name][split].documents:
-                per_split[split].append((spec.weight, f"{split}/{spec.name}"))
+            tokens = sum(receipts[i.id].splits[split].tokens for i in dataset_items)
+            for item in dataset_items:
+                share = receipts[item.id].splits[split].tokens
+                if share:  # weight split among shards by tokens, so the dataset keeps its weight
+                    prefix = str(shard_prefix(request.data_dir, split, item))
+                    if prefixes_relative_to is not None:
+                        prefix = os.path.relpath(prefix, prefixes_relative_to)
+                    per_split[split].append((spec.weight * share / tokens, prefix))
+    if result.bad_records > request.max_bad_records:
+        raise DataError(
+            f"{result.bad_records} malformed records (max_bad_records={request.max_bad_records}); first: "
+            + "; ".join(result.bad_examples)
+            + ". Fix the inputs or raise max_bad_records to skip them."
+        )
     for split, entries in per_split.items():
         if not entries:
             log(f"warning: split {split!r} received no documents (raise its fraction or add data)")
-    write_blend(out_dir / BLEND_FILE, per_split)
+    write_blend(blend_file, per_split)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _prepare_dataset(
-    spec: DatasetSpec,
-    settings: PretrainPrepSettings,
-    tokenizer: TextTokenizer,
-    out_dir: Path,
-    dtype: type,
-    result: PrepResult,
-    log: Callable[[str], None],
-) -> dict[str, SplitStats]:
-    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+def _valid(request: PrepRequest, item: WorkItem) -> ShardReceipt | None:
+    prefixes = {split: shard_prefix(request.data_dir, split, item) for split in SPLITS}
+    return valid_receipt(request.data_dir, item.id, item.ranges, request.settings.settings_hash, prefixes)
 
-    builders = {}
-    for split in SPLITS:
-        (out_dir / split).mkdir(parents=True, exist_ok=True)
-        builders[split] = IndexedDatasetBuilder(str(out_dir / split / f"{spec.name}.bin"), dtype=dtype)
-    stats = {split: SplitStats() for split in SPLITS}
-    batch: list[tuple[str, str]] = []  # (split, text)
-    index = 0
 
-    def flush() -> None:
-        ids_batch = tokenizer.encode_batch([text for _, text in batch])
-        for (split, text), ids in zip(batch, ids_batch):
-            if settings.append_eod:
-                ids.append(tokenizer.eod_id)
-            builders[split].add_document(ids, [len(ids)])
-            s = stats[split]
-            s.documents += 1
-            s.tokens += len(ids)
-            s.bytes += len(text.encode("utf-8"))
-        batch.clear()
+def _add(result: PrepResult, item: WorkItem, receipt: ShardReceipt) -> None:
+    stats = result.stats.setdefault(item.dataset, {split: SplitStats() for split in SPLITS})
+    for split, output in receipt.splits.items():
+        stats[split].documents += output.documents
+        stats[split].tokens += output.tokens
+        stats[split].bytes += output.bytes
+    result.empty_documents += receipt.empty
+    result.short_documents += receipt.short
+    result.truncated_documents += receipt.truncated
+    result.bad_records += receipt.bad
+    result.bad_examples.extend(receipt.bad_examples[: max(0, 5 - len(result.bad_examples))])
 
-    started = time.perf_counter()
-    for document in iter_documents(spec):
-        if not document.text.strip():
-            result.empty_documents += 1
-            continue
-        batch.append((settings.fractions.assign(spec.name, index), document.text))
-        index += 1
-        if len(batch) >= settings.batch_size:
-            flush()
-    if batch:
-        flush()
-    for split in SPLITS:
-        prefix = out_dir / split / spec.name
-        builders[split].finalize(f"{prefix}.idx")
-        if not stats[split].documents:  # Megatron cannot map empty files; blend.json omits them
-            for suffix in (".bin", ".idx"):
-                Path(f"{prefix}{suffix}").unlink(missing_ok=True)
-    tokens = sum(s.tokens for s in stats.values())
-    elapsed = max(time.perf_counter() - started, 1e-9)
-    log(
-        f"dataset {spec.name}: {index} documents, {tokens} tokens "
-        f"(train {stats['train'].documents} / valid {stats['valid'].documents} / test {stats['test'].documents} docs), "
-        f"{tokens / elapsed:,.0f} tokens/s"
-    )
-    return stats
+
+class _Progress:
+    """Documents, tokens and tokens/s as shards finish: a line per shard, at most every few seconds."""
+
+    def __init__(self, total: int, log: Callable[[str], None], every_seconds: float = 5.0) -> None:
+        self.total, self.log, self.every = total, log, every_seconds
+        self.count = self.documents = self.tokens = 0
+        self.started = self.last = time.perf_counter()
+
+    def done(self, receipt: ShardReceipt) -> None:
+        self.count += 1
+        self.documents += sum(s.documents for s in receipt.splits.values())
+        self.tokens += sum(s.tokens for s in receipt.splits.values())
+        now = time.perf_counter()
+        if now - self.last >= self.every or self.count == self.total:
+            self.last = now
+            rate = self.tokens / max(now - self.started, 1e-9)
+            self.log(f"progress: {self.count}/{self.total} shards, {self.documents:,} documents, "
+                     f"{self.tokens:,} tokens, {rate:,.0f} tokens/s")

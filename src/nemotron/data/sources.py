@@ -1,4 +1,9 @@
-"""Stream documents out of a dataset: JSONL (optionally .gz), Parquet, plain text, or `hf://`."""
+"""Stream records out of a dataset: JSONL (optionally .gz), Parquet, plain text, or `hf://`.
+
+Local JSONL files can be read by byte range (a shard reads the lines that start inside its
+range), so one large file can be shared out to many workers. Every record carries a key that
+identifies it independently of how the dataset was sharded (file and byte offset or row).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator
 
 from nemotron.data.blend_spec import HF_PREFIX, DatasetSpec
 from nemotron.data.errors import DataError
@@ -26,37 +31,52 @@ class Document:
     origin: str
 
 
+@dataclass(frozen=True)
+class Record:
+    """One input record: its text, or the problem that makes it unusable (counted, not fatal)."""
+
+    key: str  # stable identity, independent of sharding and of where the files live:
+    # "<file name>:<byte offset>", "<file name>:row <n>", "<file name>", "<hub name>[<split>][<n>]"
+    origin: str  # for messages: file:line, file:row n, ...
+    text: str | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceRange:
+    """A piece of one input: bytes [start, end) of a JSONL file, or a whole file / hub dataset."""
+
+    path: str
+    start: int = 0
+    end: int | None = None  # None: to the end of the input
+    splittable: bool = False  # plain JSONL: may be cut at any byte (reads whole lines)
+
+
+def is_splittable(path: Path) -> bool:
+    return path.name.lower().endswith((".jsonl", ".json"))
+
+
 def iter_documents(spec: DatasetSpec) -> Iterator[Document]:
-    """Yield the documents of `spec` in a deterministic order, streaming (no whole file in RAM)."""
+    """All documents of `spec` in order; the first malformed record raises DataError."""
+    for rng in whole_dataset_ranges(spec):
+        for record in iter_records(rng, spec):
+            if record.problem:
+                raise DataError(record.problem)
+            yield Document(record.text or "", record.origin)
+
+
+def whole_dataset_ranges(spec: DatasetSpec) -> list[SourceRange]:
     if spec.is_hub:
-        yield from _iter_hub(spec)
-        return
-    for path in resolve_files(spec):
-        name = path.name.lower()
-        if name.endswith(JSONL_SUFFIXES):
-            yield from _iter_jsonl(path, spec.text_field)
-        elif name.endswith(PARQUET_SUFFIXES):
-            yield from _iter_parquet(path, spec.text_field)
-        elif name.endswith(TEXT_SUFFIXES):
-            try:
-                with _open_text(path) as handle:
-                    text = handle.read()
-            except UnicodeDecodeError as err:
-                raise DataError(f"{path}: not valid UTF-8 text ({err})") from None
-            yield Document(text, str(path))
-        else:
-            raise DataError(
-                f"dataset {spec.name}: unsupported file type {path}; "
-                f"supported: {', '.join(JSONL_SUFFIXES + PARQUET_SUFFIXES + TEXT_SUFFIXES)}"
-            )
+        return [SourceRange(spec.path)]
+    return [SourceRange(str(p), splittable=is_splittable(p)) for p in resolve_files(spec)]
 
 
 def resolve_files(spec: DatasetSpec) -> list[Path]:
     """The local files of `spec`, sorted: the path itself, a directory's files, or a glob's matches."""
     path = Path(spec.path)
     if path.is_file():
-        return [path]
-    if path.is_dir():
+        files = [path]
+    elif path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
     else:
         files = sorted(Path(p) for p in glob.glob(spec.path, recursive=True) if Path(p).is_file())
@@ -65,30 +85,78 @@ def resolve_files(spec: DatasetSpec) -> list[Path]:
             f"dataset {spec.name}: no input files at {spec.path}; fix 'path' in the blend file "
             "(relative paths are relative to the blend file)"
         )
+    supported = JSONL_SUFFIXES + PARQUET_SUFFIXES + TEXT_SUFFIXES
+    for file in files:
+        if not file.name.lower().endswith(supported):
+            raise DataError(
+                f"dataset {spec.name}: unsupported file type {file}; supported: {', '.join(supported)}"
+            )
     return files
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def iter_records(rng: SourceRange, spec: DatasetSpec) -> Iterator[Record]:
+    """The records of one range, streaming (bounded memory whatever the input size)."""
+    if rng.path.startswith(HF_PREFIX):
+        yield from _iter_hub(spec)
+        return
+    path = Path(rng.path)
+    name = path.name.lower()
+    if name.endswith(JSONL_SUFFIXES):
+        yield from _iter_jsonl(path, rng, spec.text_field)
+    elif name.endswith(PARQUET_SUFFIXES):
+        yield from _iter_parquet(path, spec.text_field)
+    else:
+        yield _text_file_record(path)
+
+
+def _text_file_record(path: Path) -> Record:
+    try:
+        with _open_text(path) as handle:
+            return Record(path.name, str(path), handle.read())
+    except UnicodeDecodeError as err:
+        return Record(path.name, str(path), None, f"{path}: not valid UTF-8 text ({err})")
+
+
+def _open_text(path: Path) -> IO[str]:
     if path.name.endswith(".gz"):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
     return open(path, encoding="utf-8")
 
 
-def _iter_jsonl(path: Path, text_field: str) -> Iterator[Document]:
+def _iter_jsonl(path: Path, rng: SourceRange, text_field: str) -> Iterator[Record]:
     with open(path, "rb") as raw_file:
-        stream = gzip.GzipFile(fileobj=raw_file) if path.name.endswith(".gz") else raw_file
-        for line_no, raw in enumerate(stream, start=1):
-            if not raw.strip():
-                continue
-            origin = f"{path}:{line_no}"
-            try:
-                record = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise DataError(f"{origin}: not a valid UTF-8 JSON line ({err})") from None
-            yield Document(_text_of(record, text_field, origin), origin)
+        if path.name.endswith(".gz"):
+            yield from _jsonl_lines(gzip.GzipFile(fileobj=raw_file), path, 0, None, 1, text_field)
+            return
+        start = rng.start
+        if start > 0:  # the line holding byte start-1 belongs to the previous range
+            raw_file.seek(start - 1)
+            start += len(raw_file.readline()) - 1
+        raw_file.seek(start)
+        line_no = None if rng.start else 1  # line numbers are only known when reading from the top
+        yield from _jsonl_lines(raw_file, path, start, rng.end, line_no, text_field)
 
 
-def _iter_parquet(path: Path, text_field: str) -> Iterator[Document]:
+def _jsonl_lines(stream, path: Path, offset: int, end: int | None, line_no: int | None,
+                 text_field: str) -> Iterator[Record]:
+    for raw in stream:
+        if end is not None and offset >= end:
+            return
+        key = f"{path.name}:{offset}"
+        origin = f"{path}:{line_no}" if line_no else f"{path}:byte {offset}"
+        offset += len(raw)
+        line_no = line_no + 1 if line_no else None
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            yield Record(key, origin, None, f"{origin}: not a valid UTF-8 JSON line ({err})")
+            continue
+        yield _from_mapping(record, text_field, key, origin)
+
+
+def _iter_parquet(path: Path, text_field: str) -> Iterator[Record]:
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path)
@@ -101,10 +169,11 @@ def _iter_parquet(path: Path, text_field: str) -> Iterator[Document]:
     for batch in parquet.iter_batches(columns=[text_field], batch_size=1024):
         for value in batch.column(0).to_pylist():
             row += 1
-            yield Document(_text_of({text_field: value}, text_field, f"{path}:row {row}"), f"{path}:row {row}")
+            origin = f"{path}:row {row}"
+            yield _from_mapping({text_field: value}, text_field, f"{path.name}:row {row}", origin)
 
 
-def _iter_hub(spec: DatasetSpec) -> Iterator[Document]:
+def _iter_hub(spec: DatasetSpec) -> Iterator[Record]:
     import datasets
 
     repo = spec.path[len(HF_PREFIX):]
@@ -114,20 +183,22 @@ def _iter_hub(spec: DatasetSpec) -> Iterator[Document]:
         raise DataError(f"dataset {spec.name}: cannot load {spec.path} from the hub: {err}") from err
     for index, record in enumerate(stream):
         origin = f"{spec.path}[{spec.split}][{index}]"
-        yield Document(_text_of(record, spec.text_field, origin), origin)
+        yield _from_mapping(record, spec.text_field, origin, origin)
 
 
-def _text_of(record: object, text_field: str, origin: str) -> str:
+def _from_mapping(record: object, text_field: str, key: str, origin: str) -> Record:
     if not isinstance(record, dict):
-        raise DataError(f"{origin}: expected a JSON object with a {text_field!r} field")
+        return Record(key, origin, None, f"{origin}: expected a JSON object with a {text_field!r} field")
     if text_field not in record:
-        raise DataError(
+        return Record(
+            key, origin, None,
             f"{origin}: no field {text_field!r}; fields: {', '.join(map(str, record))}; "
-            "set 'text_field' for this dataset in the blend file"
+            "set 'text_field' for this dataset in the blend file",
         )
     text = record[text_field]
     if text is None:
-        return ""
+        return Record(key, origin, "")
     if not isinstance(text, str):
-        raise DataError(f"{origin}: field {text_field!r} must be a string, got {type(text).__name__}")
-    return text
+        return Record(key, origin, None, f"{origin}: field {text_field!r} must be a string, got {type(text).__name__}")
+    return Record(key, origin, text)
+

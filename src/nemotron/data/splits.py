@@ -22,9 +22,9 @@ class SplitFractions:
                 f"split fractions must be in [0, 1) with valid + test < 1; got valid={self.valid}, test={self.test}"
             )
 
-    def assign(self, dataset: str, index: int) -> str:
-        """The split of document `index` of `dataset`: the same answer for the same seed, always."""
-        digest = hashlib.blake2b(f"{self.seed}:{dataset}:{index}".encode(), digest_size=8).digest()
+    def assign(self, dataset: str, key: str | int) -> str:
+        """The split of the document `key` (its stable record key) of `dataset`, for this seed."""
+        digest = hashlib.blake2b(f"{self.seed}:{dataset}:{key}".encode(), digest_size=8).digest()
         u = int.from_bytes(digest, "big") / 2**64
         if u < self.test:
             return "test"

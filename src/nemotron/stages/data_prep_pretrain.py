@@ -1,6 +1,8 @@
 """Stage entry point: tokenize a pretraining blend and publish it as a `pretrain-data` artifact.
 
-Run inside a job as `python -m nemotron.stages.data_prep_pretrain --config config.yaml`.
+Run inside a job as `python -m nemotron.stages.data_prep_pretrain --config config.yaml`. Shards
+go to a data folder named after the settings that decide their bytes, so re-running the same
+command skips finished shards and an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -37,63 +39,50 @@ class DataPrepPretrainConfig:
     text_field: str = "text"
     batch_size: int = 256
     artifact_name: str = "nano3-pretrain-data"
+    num_shards: int = 64
+    workers: int | None = None  # default: the machine's cores
+    force: bool = False
+    min_doc_chars: int = 0
+    max_doc_tokens: int | None = None
+    max_bad_records: int = 0
+    sample: int | None = None  # documents per dataset; published as <artifact_name>-sample
+    output_dir: str | None = None  # default: <registry root>/<artifact name>/data/<settings hash>
 
 
 def main(argv: list[str] | None = None) -> None:
-    from dataclasses import asdict
+    import time
 
-    import nemotron
-    from nemotron.artifacts import ArtifactKind, FileRegistry, Lineage, default_registry_root
-    from nemotron.data.blend_spec import load_blend_spec
-    from nemotron.data.pretrain_prep import PretrainPrepSettings, prepare_pretrain_data
-    from nemotron.data.splits import SplitFractions
-    from nemotron.data.tokenizer import load_tokenizer
+    from nemotron.artifacts import FileRegistry, default_registry_root
+    from nemotron.stages.data_prep_publish import publish_pretrain_data, unchanged_version
+    from nemotron.stages.data_prep_request import build_request
+    from nemotron.data.pretrain_prep import finalize, run_shards
     from nemotron.stages.runtime import load_stage_config
 
     config, context = load_stage_config(argv, DataPrepPretrainConfig, "data_prep_pretrain")
-    blend = load_blend_spec(config.blend_path, default_text_field=config.text_field)
-    tokenizer = load_tokenizer(config.tokenizer.name_or_path)
-    try:
-        fractions = SplitFractions(config.split.valid_fraction, config.split.test_fraction, config.split.seed)
-    except ValueError as err:
-        from nemotron.config import ConfigError
-
-        raise ConfigError(f"config key 'split': {err}") from None
-    settings = PretrainPrepSettings(
-        blend=blend, fractions=fractions, append_eod=config.tokenizer.append_eod, batch_size=config.batch_size
-    )
-    print(f"data prep: {len(blend.datasets)} dataset(s) from {blend.source}, tokenizer {tokenizer.name_or_path}", flush=True)
+    started = time.perf_counter()
     registry = FileRegistry(default_registry_root())
-    with registry.staging(config.artifact_name) as staging:
-        result = prepare_pretrain_data(settings, tokenizer, staging.path, log=lambda m: print(m, flush=True))
-        totals = result.totals()
-        artifact = registry.publish(
-            staging,
-            kind=ArtifactKind.PRETRAIN_DATA,
-            lineage=Lineage(
-                stage=STAGE,
-                job_name=context.job_name,
-                job_id=context.job_id,
-                config_sha256=context.config_sha256,
-                git_commit=context.git_commit,
-                package_version=nemotron.__version__,
-                inputs=tuple(d.path for d in blend.datasets) + (f"tokenizer:{tokenizer.name_or_path}",),
-            ),
-            metadata={
-                "tokenizer": tokenizer.identity(),
-                "dtype": result.dtype,
-                "blend_source": str(blend.source),
-                "datasets": {name: {s: asdict(v) for s, v in per.items()} for name, per in result.stats.items()},
-                "splits": {s: asdict(v) for s, v in totals.items()},
-                "empty_documents_skipped": result.empty_documents,
-                "settings": {"split": asdict(config.split), "append_eod": config.tokenizer.append_eod},
-            },
-            files={"blend": result.blend_file},
-        )
-    train = totals["train"]
+    plan = build_request(config, registry.root)
+    request = plan.request
+    print(f"data prep: {len(request.blend.datasets)} dataset(s) from {request.blend.source}, tokenizer "
+          f"{plan.tokenizer.name_or_path}, data folder {request.data_dir}", flush=True)
+    log = lambda message: print(message, flush=True)  # noqa: E731
+    done_now = run_shards(request, plan.load_tokenizer, plan.tokenizer.vocab_size, log=log)
+    with registry.staging(plan.artifact_name) as staging:
+        # blend.json moves from the staging folder to <name>/vN: prefixes relative to any vN folder
+        inside_registry = request.data_dir.is_relative_to(registry.root / plan.artifact_name)
+        relative_to = registry.root / plan.artifact_name / "v1" if inside_registry else None
+        result = finalize(request, staging.path / "blend.json", done_now, started, log=log,
+                          prefixes_relative_to=relative_to)
+        current = unchanged_version(registry, plan, staging.path / "blend.json")
+        if current is not None and not request.force:
+            print(f"nothing changed: {current.ref} already holds this data ({current.path})", flush=True)
+            return
+        artifact = publish_pretrain_data(registry, staging, plan, result, context, STAGE)
+    train = result.totals()["train"]
     print(
-        f"published {artifact.ref} ({train.tokens:,} train tokens, {train.documents} train documents) "
-        f"at {artifact.path} in {result.seconds:.1f}s",
+        f"published {artifact.ref} ({train.tokens:,} train tokens, {train.documents} train documents, "
+        f"{result.shards} shards, {result.shards_done_now} tokenized now) at {artifact.path} "
+        f"in {result.seconds:.1f}s",
         flush=True,
     )
 

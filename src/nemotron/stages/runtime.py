@@ -46,10 +46,9 @@ def load_stage_config(argv: list[str] | None, schema: type[T], stage: str) -> tu
 
 def run_stage(main: Callable[[], None]) -> None:
     """Run a stage's main; known input errors end the process with one line and exit code 1."""
-    import warnings
+    from nemotron.quiet import silence_megatron_fallback_warnings
 
-    # megatron-core warns at import that it falls back to torch kernels without TE/Apex (CPU runs)
-    warnings.filterwarnings("ignore", message="Transformer Engine and Apex are not installed")
+    silence_megatron_fallback_warnings()
     from nemotron.artifacts import ArtifactError
     from nemotron.config import ConfigError
     from nemotron.data.errors import DataError

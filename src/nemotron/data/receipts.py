@@ -1,0 +1,109 @@
+"""Shard receipts: the proof a shard is complete, checked before a rerun skips it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nemotron.data.sources import SourceRange
+
+
+@dataclass(frozen=True)
+class InputFingerprint:
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class SplitOutput:
+    """One split's output of a shard: counts and, when it has documents, its files' checksums."""
+
+    documents: int = 0
+    tokens: int = 0
+    bytes: int = 0
+    bin_size: int = 0
+    idx_size: int = 0
+    bin_sha256: str = ""
+    idx_sha256: str = ""
+
+
+@dataclass
+class ShardReceipt:
+    """What a finished shard consumed and produced."""
+
+    item_id: str
+    settings_hash: str
+    inputs: list[InputFingerprint]
+    splits: dict[str, SplitOutput]
+    empty: int = 0
+    short: int = 0
+    truncated: int = 0
+    bad: int = 0
+    bad_examples: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> ShardReceipt:
+        raw: dict[str, Any] = json.loads(text)
+        raw["inputs"] = [InputFingerprint(**i) for i in raw["inputs"]]
+        raw["splits"] = {k: SplitOutput(**v) for k, v in raw["splits"].items()}
+        return cls(**raw)
+
+
+def fingerprint(ranges: tuple[SourceRange, ...]) -> list[InputFingerprint]:
+    """Size and modification time of every local file a shard reads (hub inputs: none)."""
+    found = []
+    for path in sorted({r.path for r in ranges}):
+        if os.path.exists(path):
+            stat = os.stat(path)
+            found.append(InputFingerprint(path, stat.st_size, stat.st_mtime_ns))
+    return found
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def receipt_path(data_dir: Path, item_id: str) -> Path:
+    return data_dir / "receipts" / f"{item_id}.json"
+
+
+def write_receipt(data_dir: Path, receipt: ShardReceipt) -> None:
+    path = receipt_path(data_dir, receipt.item_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(receipt.to_json())
+    os.replace(tmp, path)
+
+
+def valid_receipt(data_dir: Path, item_id: str, ranges: tuple[SourceRange, ...], settings_hash: str,
+                  prefixes: dict[str, Path]) -> ShardReceipt | None:
+    """The shard's receipt if it matches the inputs and settings and its files are intact."""
+    path = receipt_path(data_dir, item_id)
+    try:
+        receipt = ShardReceipt.from_json(path.read_text())
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if receipt.settings_hash != settings_hash or receipt.inputs != fingerprint(ranges):
+        return None
+    for split, output in receipt.splits.items():
+        if not output.documents:
+            continue
+        for suffix, size, digest in ((".bin", output.bin_size, output.bin_sha256),
+                                     (".idx", output.idx_size, output.idx_sha256)):
+            file = Path(f"{prefixes[split]}{suffix}")
+            if not file.is_file() or file.stat().st_size != size or sha256_file(file) != digest:
+                return None
+    return receipt

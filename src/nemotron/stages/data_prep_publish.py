@@ -1,0 +1,68 @@
+"""Publish finished pretraining data as a `pretrain-data` artifact with metadata and lineage."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from pathlib import Path
+
+from nemotron.artifacts import Artifact, ArtifactError, ArtifactKind, FileRegistry, Lineage
+from nemotron.artifacts.file_registry import Staging
+from nemotron.data.pretrain_prep import PrepResult
+from nemotron.stages.data_prep_request import DataPrepPlan
+from nemotron.stages.runtime import JobContext
+
+
+def publish_pretrain_data(registry: FileRegistry, staging: Staging, plan: DataPrepPlan, result: PrepResult,
+                          context: JobContext, stage: str) -> Artifact:
+    import nemotron
+
+    request = plan.request
+    settings = request.settings
+    return registry.publish(
+        staging,
+        kind=ArtifactKind.PRETRAIN_DATA,
+        lineage=Lineage(
+            stage=stage,
+            job_name=context.job_name,
+            job_id=context.job_id,
+            config_sha256=context.config_sha256,
+            git_commit=context.git_commit,
+            package_version=nemotron.__version__,
+            inputs=tuple(d.path for d in request.blend.datasets) + (f"tokenizer:{plan.tokenizer.name_or_path}",),
+        ),
+        metadata={
+            "tokenizer": plan.tokenizer.identity(),
+            "data_dir": str(request.data_dir),
+            "settings_hash": settings.settings_hash,
+            "shards": result.shards,
+            "blend_source": str(request.blend.source),
+            "datasets": {name: {s: asdict(v) for s, v in per.items()} for name, per in result.stats.items()},
+            "splits": {s: asdict(v) for s, v in result.totals().items()},
+            "empty_documents_skipped": result.empty_documents,
+            "short_documents_skipped": result.short_documents,
+            "documents_truncated": result.truncated_documents,
+            "bad_records_skipped": result.bad_records,
+            "settings": {
+                "split": asdict(settings.fractions),
+                "append_eod": settings.append_eod,
+                "min_doc_chars": settings.min_doc_chars,
+                "max_doc_tokens": settings.max_doc_tokens,
+                "sample": settings.sample,
+                "num_shards": request.num_shards,
+            },
+        },
+        files={"blend": "blend.json"},
+    )
+
+
+def unchanged_version(registry: FileRegistry, plan: DataPrepPlan, new_blend: Path) -> Artifact | None:
+    """The latest version when it holds the same data (settings hash and blend.json), else None."""
+    try:
+        latest = registry.resolve(plan.artifact_name)
+    except ArtifactError:
+        return None
+    same_settings = latest.metadata.get("settings_hash") == plan.request.settings.settings_hash
+    if same_settings and latest.file("blend").read_text() == new_blend.read_text():
+        return latest
+    return None

@@ -1,0 +1,77 @@
+"""From the data prep stage config to a validated PrepRequest: blend, tokenizer, settings hash, folder."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from nemotron.data.pretrain_prep import PrepRequest
+from nemotron.data.tokenizer import TextTokenizer
+
+SAMPLE_SUFFIX = "-sample"
+
+
+@dataclass(frozen=True)
+class DataPrepPlan:
+    """The request plus what publishing needs: the artifact name and the loaded tokenizer."""
+
+    request: PrepRequest
+    artifact_name: str
+    tokenizer: TextTokenizer
+    load_tokenizer: Callable[[], TextTokenizer]  # picklable: workers load their own copy
+
+
+def build_request(config, registry_root: Path) -> DataPrepPlan:
+    from nemotron.config import ConfigError
+    from nemotron.data.blend_spec import load_blend_spec
+    from nemotron.data.shard_worker import ShardSettings
+    from nemotron.data.splits import SplitFractions
+    from nemotron.data.tokenizer import load_tokenizer
+
+    blend = load_blend_spec(config.blend_path, default_text_field=config.text_field)
+    try:
+        fractions = SplitFractions(config.split.valid_fraction, config.split.test_fraction, config.split.seed)
+    except ValueError as err:
+        raise ConfigError(f"config key 'split': {err}") from None
+    for key in ("num_shards", "batch_size"):
+        if getattr(config, key) < 1:
+            raise ConfigError(f"config key '{key}' must be >= 1, got {getattr(config, key)}")
+    if config.sample is not None and config.sample < 1:
+        raise ConfigError(f"config key 'sample' must be >= 1 (documents per dataset) or null, got {config.sample}")
+    tokenizer = load_tokenizer(config.tokenizer.name_or_path)
+    load = functools.partial(load_tokenizer, config.tokenizer.name_or_path)
+    deciding = {
+        "datasets": [{k: v for k, v in asdict(d).items() if k != "weight"} for d in blend.datasets],
+        "tokenizer": tokenizer_fingerprint(config.tokenizer.name_or_path),
+        "split": asdict(config.split),
+        "append_eod": config.tokenizer.append_eod,
+        "min_doc_chars": config.min_doc_chars,
+        "max_doc_tokens": config.max_doc_tokens,
+        "sample": config.sample,
+        "num_shards": config.num_shards,
+    }
+    settings_hash = hashlib.sha256(json.dumps(deciding, sort_keys=True).encode()).hexdigest()
+    settings = ShardSettings(fractions, config.tokenizer.append_eod, config.min_doc_chars, config.max_doc_tokens,
+                             config.sample, config.batch_size, settings_hash)
+    name = config.artifact_name + (SAMPLE_SUFFIX if config.sample else "")
+    data_dir = Path(config.output_dir).expanduser() if config.output_dir else (
+        registry_root / name / "data" / settings_hash[:16])
+    request = PrepRequest(blend, settings, data_dir, config.num_shards, config.workers or os.cpu_count() or 1,
+                          config.force, config.max_bad_records)
+    return DataPrepPlan(request, name, tokenizer, load)
+
+
+def tokenizer_fingerprint(name_or_path: str) -> str:
+    """A hub name as is; a local folder by the hash of its tokenizer files (their content decides ids)."""
+    folder = Path(name_or_path).expanduser()
+    if not folder.is_dir():
+        return name_or_path
+    digest = hashlib.sha256()
+    for file in sorted(folder.glob("*.json")):
+        digest.update(file.name.encode() + file.read_bytes())
+    return f"sha256:{digest.hexdigest()}"
