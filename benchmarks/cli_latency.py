@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -12,6 +11,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_common import CommandFailed, nemotron_command, write_json
 
 # Goals for this project's CLI (median wall time, seconds).
 GOAL_HELP_S = 0.5
@@ -36,20 +37,6 @@ container_mounts = ["/data:/data"]
 """
 
 DRY_RUN_ARGS = ["nano3", "data", "prep", "pretrain", "-c", "tiny", "--dry-run", "--batch", PROFILE]
-
-
-class CommandFailed(RuntimeError):
-    """A benchmarked command exited non-zero or timed out."""
-
-
-def nemotron_command() -> list[str]:
-    """The `nemotron` console script next to this interpreter, else `python -m nemotron`."""
-    bindir = Path(sys.executable).parent
-    for name in ("nemotron", "nemotron.exe"):
-        script = bindir / name
-        if script.is_file() and os.access(script, os.X_OK):
-            return [str(script)]
-    return [sys.executable, "-m", "nemotron"]
 
 
 def run_once(cmd: list[str], env: dict[str, str], cwd: str, timeout: float) -> tuple[float, subprocess.CompletedProcess]:
@@ -178,9 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             "reference": {"source": "NVIDIA Nemotron CLI, same machine",
                           "help_s": REFERENCE_HELP_S, "dry_run_s": REFERENCE_DRY_RUN_S},
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
-        print(f"\nwrote {args.json}")
+        write_json(args.json, payload)
     return 0
 
 

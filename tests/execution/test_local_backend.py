@@ -71,7 +71,7 @@ def test_tiny_job_completes_and_publishes(nemotron_home):
     state, log, record = run_to_end(LocalBackend(None, sys.executable, ()), job)
     assert state is JobState.COMPLETED, log
     assert "published nano3-pretrain-data-tiny:v1" in log
-    assert "dataset python-tutorial: 221 documents" in log
+    assert "progress: 4/4 shards, 540 documents" in log  # every line of the corpus is a document
 
     job_dir = jobs_root() / job.name
     assert record.job_dir == str(job_dir) and record.backend == "local" and record.job_id.isdigit()

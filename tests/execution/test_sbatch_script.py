@@ -73,7 +73,15 @@ def env_file(nemotron_home, tmp_path) -> Path:
 
 
 def prepared(profile: str, *overrides: str):
+    """The tiny data prep as one Slurm job (array_tasks=0); test_array_phases covers the array."""
+    overrides = overrides if any(o.startswith("array_tasks=") for o in overrides) else ("array_tasks=0", *overrides)
     return prepare(LaunchRequest(NANO3_DATA_PREP_PRETRAIN, "tiny", tuple(overrides), profile, ()))
+
+
+def single_script(profile, job) -> str:
+    (task, script), = render_sbatch_preview(profile, job)
+    assert task == "main"
+    return script
 
 
 def sbatch_lines(script: str) -> list[str]:
@@ -96,7 +104,7 @@ def test_gpu_profile_sbatch_script(env_file):
     job = p.job
     job_dir = f"{jobs_root()}/{job.name}"
     artifacts_root = job.env["NEMOTRON_ARTIFACTS_ROOT"]
-    script = render_sbatch_preview(p.profile, job)
+    script = single_script(p.profile, job)
 
     assert script.startswith("#!/bin/bash")
     lines = sbatch_lines(script)
@@ -157,7 +165,7 @@ def run_gpu_setup_with_secrets(tmp_path) -> subprocess.CompletedProcess:
     job_dir = Path(jobs_root(), p.job.name)
     job_dir.mkdir(parents=True)
     write_secrets_file(job_dir, p.job.secret_env)
-    return run_script_setup(render_sbatch_preview(p.profile, p.job), tmp_path)
+    return run_script_setup(single_script(p.profile, p.job), tmp_path)
 
 
 def test_secrets_file_is_sourced_and_the_setup_runs(env_file, tmp_path):
@@ -176,7 +184,7 @@ def test_secret_value_never_reaches_the_job_log(env_file, tmp_path):
 def test_preview_writes_nothing(env_file):
     p = prepared("gpu")
     before = sorted(str(x) for x in Path(jobs_root()).parent.rglob("*"))
-    render_sbatch_preview(p.profile, p.job)
+    single_script(p.profile, p.job)
     after = sorted(str(x) for x in Path(jobs_root()).parent.rglob("*"))
     assert not Path(jobs_root(), p.job.name).exists()
     assert [x for x in after if x not in before and p.job.name in x] == []
@@ -185,7 +193,7 @@ def test_preview_writes_nothing(env_file):
 def test_profile_without_container_has_no_container_flags(env_file):
     p = prepared("no-image")
     job_dir = f"{jobs_root()}/{p.job.name}"
-    script = render_sbatch_preview(p.profile, p.job)
+    script = single_script(p.profile, p.job)
     assert "--container" not in script
     srun = srun_line(script)
     assert f"--chdir {job_dir}" in srun  # outside a container the job runs in its job dir
@@ -204,7 +212,7 @@ def test_dry_run_contains_the_script_but_never_the_secret(env_file):
     assert "--container-image /images/nemotron.sqsh" in text
     assert "WANDB_API_KEY: '***'" in text
     assert "batch_size: 64" in text
-    assert "overrides: batch_size=64" in text
+    assert "overrides: array_tasks=0 batch_size=64" in text
     assert text.rstrip().endswith("--- dry run: nothing was written or submitted ---")
     assert not Path(jobs_root(), p.job.name).exists()
 
@@ -212,7 +220,7 @@ def test_dry_run_contains_the_script_but_never_the_secret(env_file):
 def test_slurm_profile_without_account_is_a_clear_error(env_file):
     p = prepared("no-account")
     with pytest.raises(ExecutionError) as err:
-        render_sbatch_preview(p.profile, p.job)
+        single_script(p.profile, p.job)
     message = str(err.value)
     assert "'no-account'" in message and "'account' is required" in message
     assert str(env_file) in message
@@ -230,7 +238,7 @@ def test_ssh_profile_without_job_dir_is_a_clear_error(env_file):
     with pytest.raises(ExecutionError, match="no 'job_dir'"):
         build_slurm_plan(p.profile, p.job)
     with pytest.raises(ExecutionError, match="no 'job_dir'"):
-        render_sbatch_preview(p.profile, p.job)
+        single_script(p.profile, p.job)
     with pytest.raises(ExecutionError, match="no 'job_dir'"):
         render_dry_run(p)
 
@@ -241,3 +249,17 @@ def test_local_dry_run_shows_the_command(nemotron_home):
     assert "--- sbatch script ---" not in text
     assert f"-m nemotron.stages.data_prep_pretrain --config {jobs_root()}/{p.job.name}/config.yaml" in text
     assert "profile:   (none: runs locally)" in text
+
+
+def test_array_phases_render_a_job_array_then_a_finalize_job(env_file):
+    p = prepared("gpu", "array_tasks=3")
+    scripts = dict(render_sbatch_preview(p.profile, p.job))
+    assert list(scripts) == ["shards", "finalize"]
+    shards, final = scripts["shards"], scripts["finalize"]
+    assert "#SBATCH --array=0-2" in sbatch_lines(shards)
+    assert not any(line.startswith("#SBATCH --array") for line in sbatch_lines(final))
+    assert "#SBATCH --kill-on-invalid-dep=yes" in sbatch_lines(final)  # a failed array cancels finalize
+    assert f"#SBATCH --job-name={p.job.name}-shards" in sbatch_lines(shards)
+    assert srun_line(shards).endswith("--phase shards")
+    assert srun_line(final).endswith("--phase finalize")
+    assert SECRET not in shards + final

@@ -73,7 +73,8 @@ def check_artifact(artifact_dir: Path, job_name: str) -> None:
         assert abs(sum(weights) - 1.0) < 1e-6
         for prefix in prefixes:
             base = Path(prefix) if Path(prefix).is_absolute() else artifact_dir / prefix
-            assert base.parent.name == split, prefix
+            assert base.parent.parent.name == split, prefix  # <data dir>/<split>/<dataset>/shard_N
+            assert base.name.startswith("shard_"), prefix
             for suffix in (".bin", ".idx"):
                 data = base.with_name(base.name + suffix)
                 assert data.is_file() and data.stat().st_size > 0, f"{data} missing or empty"

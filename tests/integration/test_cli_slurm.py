@@ -121,7 +121,7 @@ def submit(run_cli):
 
 
 def test_run_attached_streams_log_and_publishes(submit, run_cli, slurm_env_file, nemotron_home):
-    done, name, job_id = submit(*PREP, "--run", "local-slurm", "-c", "tiny")
+    done, name, job_id = submit(*PREP, "--run", "local-slurm", "-c", "tiny", "array_tasks=0")
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"published {ARTIFACT}:v1" in done.stdout  # the stage's log, streamed from the job
     assert "data prep: 2 dataset(s)" in done.stdout
@@ -147,7 +147,7 @@ def test_run_attached_streams_log_and_publishes(submit, run_cli, slurm_env_file,
 
 
 def test_batch_returns_and_jobs_commands_follow_the_job(submit, run_cli, slurm_env_file, nemotron_home):
-    done, name, job_id = submit(*PREP, "--batch", "local-slurm", "-c", "tiny")
+    done, name, job_id = submit(*PREP, "--batch", "local-slurm", "-c", "tiny", "array_tasks=0")
     assert done.returncode == 0, done.stdout + done.stderr
     for verb in ("status", "logs --follow", "cancel"):
         assert f"nemotron jobs {verb} {name}" in done.stdout
@@ -182,7 +182,7 @@ def test_batch_returns_and_jobs_commands_follow_the_job(submit, run_cli, slurm_e
 
 
 def test_failing_job_reports_failed_everywhere(submit, run_cli, slurm_env_file, nemotron_home):
-    done, name, job_id = submit(*PREP, "--run", "local-slurm", "-c", "tiny", "blend_path=/nonexistent/blend.json")
+    done, name, job_id = submit(*PREP, "--run", "local-slurm", "-c", "tiny", "array_tasks=0", "blend_path=/nonexistent/blend.json")
     assert done.returncode != 0, done.stdout + done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and name in errors[0] and "FAILED" in errors[0], done.stderr
@@ -197,7 +197,7 @@ def test_failing_job_reports_failed_everywhere(submit, run_cli, slurm_env_file, 
 
 
 def test_cancel_running_job(submit, run_cli, slurm_env_file, nemotron_home):
-    done, name, job_id = submit(*PREP, "--batch", "local-slurm-slow", "-c", "tiny")
+    done, name, job_id = submit(*PREP, "--batch", "local-slurm-slow", "-c", "tiny", "array_tasks=0")
     assert done.returncode == 0, done.stdout + done.stderr
     assert poll_status(run_cli, name, "RUNNING", timeout=60) == "RUNNING"
     assert wait_sacct(job_id, {"RUNNING"}) == "RUNNING"
@@ -223,7 +223,7 @@ def test_dry_run_slurm_prints_sbatch_script_and_submits_nothing(run_cli, slurm_e
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 60))
     queued_before, accounted_before = squeue_ids(), sacct_ids_since(start)
 
-    done = run_cli(*PREP, "--dry-run", "-b", "local-slurm", "-c", "tiny", timeout=TIMEOUT)
+    done = run_cli(*PREP, "--dry-run", "-b", "local-slurm", "-c", "tiny", "array_tasks=0", timeout=TIMEOUT)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "--- sbatch script ---\n" in out
@@ -265,13 +265,13 @@ def secret_profile(slurm_env_file: Path, setup_check: bool = True) -> str:
 def test_secrets_reach_the_job_but_no_file_or_output(submit, run_cli, slurm_env_file, nemotron_home):
     profile = secret_profile(slurm_env_file)
 
-    preview = run_cli(*PREP, "--dry-run", "-b", profile, "-c", "tiny", timeout=TIMEOUT)
+    preview = run_cli(*PREP, "--dry-run", "-b", profile, "-c", "tiny", "array_tasks=0", timeout=TIMEOUT)
     assert preview.returncode == 0, preview.stdout + preview.stderr
     assert SECRET not in preview.stdout + preview.stderr
     assert "HF_TOKEN" in preview.stdout  # named, masked
     assert "NEMOTRON_TEST_PUBLIC" in preview.stdout and "visible" in preview.stdout
 
-    done, name, job_id = submit(*PREP, "--run", profile, "-c", "tiny")
+    done, name, job_id = submit(*PREP, "--run", profile, "-c", "tiny", "array_tasks=0")
     assert done.returncode == 0, done.stdout + done.stderr  # setup exits 7 unless the job saw HF_TOKEN
     assert SECRET not in done.stdout + done.stderr, done.stdout + done.stderr
     assert sacct_state(job_id) == "COMPLETED"
@@ -300,7 +300,7 @@ def test_secrets_reach_the_job_but_no_file_or_output(submit, run_cli, slurm_env_
 def test_secrets_do_not_appear_in_job_logs(submit, run_cli, slurm_env_file, nemotron_home):
     """NeMo-Run's sbatch script runs under `set -evx`: sourcing secrets.env must not echo its lines."""
     profile = secret_profile(slurm_env_file, setup_check=False)
-    done, name, _ = submit(*PREP, "--run", profile, "-c", "tiny")
+    done, name, _ = submit(*PREP, "--run", profile, "-c", "tiny", "array_tasks=0")
     assert done.returncode == 0, done.stdout + done.stderr
     assert SECRET not in done.stdout + done.stderr
     logs = files_under(nemotron_home / "jobs" / name / "logs")
@@ -313,10 +313,49 @@ def test_run_streams_stage_log_when_setup_is_slow(submit, run_cli, slurm_env_fil
     """`--run` first streams the sbatch trace (no stage log yet); the stage's whole log must still follow."""
     with slurm_env_file.open("a") as handle:
         handle.write('\n[slow-start]\nextends = "local-slurm"\nsetup = ["sleep 5"]\n')
-    done, name, _ = submit(*PREP, "--run", "slow-start", "-c", "tiny")
+    done, name, _ = submit(*PREP, "--run", "slow-start", "-c", "tiny", "array_tasks=0")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sleep 5" in done.stdout  # the trace was streamed while the stage had not started
     assert "data prep: 2 dataset(s)" in done.stdout, done.stdout
     assert f"published {ARTIFACT}:v1" in done.stdout, done.stdout
     followed = run_cli("jobs", "logs", name, "-f", timeout=TIMEOUT)
     assert followed.returncode == 0 and f"published {ARTIFACT}:v1" in followed.stdout
+
+
+def data_files(data_dir: Path) -> dict[str, bytes]:
+    """The bytes of every shard (bin/idx) of a data folder, by relative path."""
+    return {str(p.relative_to(data_dir)): p.read_bytes() for p in sorted(data_dir.rglob("shard_*.*"))
+            if p.suffix in (".bin", ".idx")}
+
+
+def test_job_array_then_finalize_gives_the_bytes_of_a_local_run(submit, run_cli, slurm_env_file, nemotron_home, tmp_path):
+    """On Slurm the stage runs as a job array (shards) and a finalize job; the data equals a local run's."""
+    local = run_cli(*PREP, "-c", "tiny", f"output_dir={tmp_path / 'local-data'}", "artifact_name=local-copy",
+                    timeout=TIMEOUT)
+    assert local.returncode == 0, local.stdout + local.stderr
+    done, name, job_id = submit(*PREP, "--run", "local-slurm", "-c", "tiny", "array_tasks=2",
+                                f"output_dir={tmp_path / 'slurm-data'}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "array task 1/2" in done.stdout and "array task 2/2" in done.stdout  # both tasks' logs streamed
+    assert f"published {ARTIFACT}:v1" in done.stdout
+    jobs = sh("sacct", "-n", "-X", "-P", "--format=JobID,JobName,State", "-S", "now-10minutes").splitlines()
+    mine = [line.split("|") for line in jobs if name in line]
+    assert sorted(j[1].rsplit("-", 1)[1] for j in mine) == ["finalize", "shards", "shards"], mine
+    assert all(j[2] == "COMPLETED" for j in mine), mine
+    assert any(j[0] == job_id and j[1].endswith("-finalize") for j in mine)  # the printed id is finalize's
+    slurm_bytes, local_bytes = data_files(tmp_path / "slurm-data"), data_files(tmp_path / "local-data")
+    assert slurm_bytes and slurm_bytes == local_bytes
+
+
+def test_failed_job_array_cancels_finalize_and_fails(submit, run_cli, slurm_env_file, nemotron_home):
+    done, name, job_id = submit(*PREP, "--run", "local-slurm", "-c", "tiny", "array_tasks=2",
+                                "blend_path=/nonexistent/blend.json")
+    assert done.returncode != 0
+    assert "FAILED" in done.stderr and name in done.stderr
+    deadline = time.monotonic() + 90  # Slurm cancels the dependent finalize job shortly after
+    while sacct_state(job_id) != "CANCELLED" and time.monotonic() < deadline:
+        time.sleep(2)
+    assert sacct_state(job_id) == "CANCELLED"  # finalize never ran (kill-on-invalid-dep)
+    code, fields = status_line(run_cli, name)
+    assert fields == [name, job_id, "FAILED"]  # the job's state is its failed array's
+    assert versions(nemotron_home) == []

@@ -103,7 +103,7 @@ env_vars = {{ HF_TOKEN = "hf_ssh_secret_987" }}
 
 
 def test_run_over_ssh_submits_streams_and_publishes(run_cli, nemotron_home, ssh_profile):
-    done = run_cli(*PREP, "-c", "tiny", "--run", "ssh-slurm", timeout=300)
+    done = run_cli(*PREP, "-c", "tiny", "array_tasks=0", "--run", "ssh-slurm", timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "published nano3-pretrain-data-tiny:v1" in done.stdout  # log streamed back over SSH
     assert "hf_ssh_secret_987" not in done.stdout + done.stderr
@@ -129,7 +129,7 @@ def test_ssh_host_key_mismatch_is_a_clear_submission_error(run_cli, nemotron_hom
     original = known_hosts.read_text()
     known_hosts.write_text("".join(l + "\n" for l in original.splitlines() if not l.startswith(f"[127.0.0.1]:{port} ")))
     try:
-        done = run_cli(*PREP, "-c", "tiny", "--batch", "ssh-slurm", timeout=300)
+        done = run_cli(*PREP, "-c", "tiny", "array_tasks=0", "--batch", "ssh-slurm", timeout=300)
     finally:
         known_hosts.write_text(original)
     assert done.returncode != 0

@@ -2,14 +2,46 @@
 
 from nemotron.artifacts.errors import ArtifactError
 from nemotron.artifacts.file_registry import FileRegistry, default_registry_root
+from nemotron.artifacts.kinds import (
+    ModelCheckpointMeta,
+    PretrainDataMeta,
+    RecordCounts,
+    RLDataMeta,
+    SftDataMeta,
+    TokenCounts,
+    TokenizerInfo,
+    parse_metadata,
+)
+from nemotron.artifacts.manifest import HASH_LIMIT_BYTES, Manifest, ManifestEntry, VerifyReport
+from nemotron.artifacts.mirrors import Mirror, mirror_artifact, mirrors_from_environment, publish_with_mirrors
+from nemotron.artifacts.resolution import PinnedRegistry, ResolvedRef, resolve_references
 from nemotron.artifacts.types import Artifact, ArtifactKind, ArtifactRef, Lineage
 
 __all__ = [
+    "HASH_LIMIT_BYTES",
     "Artifact",
     "ArtifactError",
     "ArtifactKind",
     "ArtifactRef",
     "FileRegistry",
     "Lineage",
+    "Manifest",
+    "ManifestEntry",
+    "Mirror",
+    "ModelCheckpointMeta",
+    "PinnedRegistry",
+    "PretrainDataMeta",
+    "RLDataMeta",
+    "RecordCounts",
+    "ResolvedRef",
+    "SftDataMeta",
+    "TokenCounts",
+    "TokenizerInfo",
+    "VerifyReport",
     "default_registry_root",
+    "mirror_artifact",
+    "mirrors_from_environment",
+    "parse_metadata",
+    "publish_with_mirrors",
+    "resolve_references",
 ]

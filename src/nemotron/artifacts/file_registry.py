@@ -4,6 +4,8 @@ Layout: `<root>/<name>/v<N>/` holds `artifact.json` and the artifact's files. A 
 staged under `<root>/<name>/.staging/` and renamed into place, so a crash never leaves a
 version that looks complete, and two publishers of one name each get their own version.
 `latest` is the highest complete version; other aliases are files under `<root>/<name>/aliases/`.
+`artifact.json` carries a manifest (size, sha256 or mtime per file) that `verify` checks; data
+outside the version dir (imports, in-place references) is recorded by absolute path, never copied.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from nemotron.artifacts.errors import ArtifactError
+from nemotron.artifacts.manifest import HASH_LIMIT_BYTES, Manifest, VerifyReport, build_manifest, check_manifest
 from nemotron.artifacts.types import Artifact, ArtifactKind, ArtifactRef, Lineage, validate_name
 
 RECORD_FILE = "artifact.json"
@@ -43,10 +46,14 @@ class Staging:
 
 
 class FileRegistry:
-    """Publish, list and resolve artifacts stored as directories under `root`."""
+    """Publish, list, resolve, verify and import artifacts stored as directories under `root`.
 
-    def __init__(self, root: Path | str) -> None:
+    `hash_limit`: files up to this many bytes get a sha256 in the manifest, larger ones size + mtime.
+    """
+
+    def __init__(self, root: Path | str, *, hash_limit: int = HASH_LIMIT_BYTES) -> None:
         self.root = Path(root).expanduser()
+        self.hash_limit = hash_limit
 
     # -- writing ---------------------------------------------------------------------------
     @contextmanager
@@ -68,13 +75,32 @@ class FileRegistry:
         *,
         kind: ArtifactKind,
         lineage: Lineage,
-        metadata: dict[str, Any],
+        metadata: dict[str, Any] | Any,
         files: dict[str, str],
+        references: Iterable[Path | str] = (),
     ) -> Artifact:
-        """Record the staged files as the next version of `staging.name` and return it."""
+        """Record the staged files as the next version of `staging.name` and return it.
+
+        `metadata`: the kind's metadata dataclass (e.g. PretrainDataMeta; recommended) or a raw
+        dict (stored as is). `files`: role -> path relative to the staging dir, or an absolute
+        path for data used in place. `references`: more absolute files/dirs used in place. The
+        manifest covers every staged file, every absolute `files` entry and every reference.
+        """
+        metadata = _metadata_dict(kind, metadata, staging.name)
+        in_place: list[Path] = []
         for role, rel in files.items():
+            target = Path(rel)
+            if target.is_absolute():
+                if target.resolve().is_relative_to(staging.path.resolve()):
+                    raise ArtifactError(
+                        f"cannot publish {staging.name}: file {rel!r} ({role}) is inside the staging "
+                        f"dir; give it relative to {staging.path}"
+                    )
+                in_place.append(target)
             if not (staging.path / rel).exists():
                 raise ArtifactError(f"cannot publish {staging.name}: file {rel!r} ({role}) was not written")
+        in_place += [Path(r) for r in references]
+        manifest = build_manifest(staging.path, in_place, hash_limit=self.hash_limit, skip=(RECORD_FILE,))
         record = {
             "name": staging.name,
             "kind": kind.value,
@@ -82,6 +108,7 @@ class FileRegistry:
             "lineage": lineage.to_dict(),
             "metadata": metadata,
             "files": files,
+            "manifest": manifest.to_dict(),
         }
         tmp = staging.path / (RECORD_FILE + ".tmp")
         tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -110,7 +137,60 @@ class FileRegistry:
         tmp.write_text(f"v{artifact.version}\n")
         os.replace(tmp, alias_dir / alias)
 
+    def import_existing(
+        self,
+        kind: ArtifactKind,
+        path: Path | str,
+        name: str,
+        metadata: dict[str, Any] | None = None,
+        lineage: Lineage | None = None,
+    ) -> Artifact:
+        """Register an existing blend dir (`pretrain-data`, has blend.json) or Megatron checkpoint dir
+        (`model-checkpoint`) as the next version of `name`, referencing its data in place (no copy).
+
+        Metadata detected from the files (splits and dtype from the .idx headers; step and format
+        of a checkpoint) is overridden by `metadata`; the result must fit the kind's dataclass.
+        """
+        from nemotron.artifacts.importing import plan_import
+        from nemotron.artifacts.kinds import parse_metadata
+
+        plan = plan_import(kind, path)
+        source = Path(path).expanduser().resolve()
+        typed = parse_metadata(kind, {**plan.detected, **(metadata or {})}, where=f"import of {source} as {name}")
+        lineage = lineage or Lineage(stage="import", inputs=(str(source),))
+        with self.staging(name) as staging:
+            return self.publish(
+                staging, kind=kind, lineage=lineage, metadata=typed, files=plan.files, references=plan.references
+            )
+
+    # -- checking --------------------------------------------------------------------------
+    def verify(self, ref: str | ArtifactRef) -> VerifyReport:
+        """Check that every file in the manifest exists with its recorded size and checksum."""
+        artifact = self.resolve(ref)
+        if artifact.manifest is None:
+            missing = tuple(
+                f"missing: {artifact.file(role)}" for role in sorted(artifact.files) if not artifact.file(role).exists()
+            )
+            note = "no manifest recorded (published before manifests); only checked that its files exist"
+            return VerifyReport(artifact.ref, len(artifact.files), missing, (note,))
+        return check_manifest(artifact.manifest, artifact.path, artifact.ref)
+
     # -- reading ---------------------------------------------------------------------------
+    def aliases(self, name: str) -> dict[str, int]:
+        """alias -> version for `name`, including `latest`; unreadable alias files are skipped."""
+        name_dir = self.root / validate_name(name)
+        versions = self._versions(name_dir)
+        found = {"latest": versions[-1]} if versions else {}
+        for alias in self._aliases(name_dir):
+            text = (name_dir / "aliases" / alias).read_text().strip()
+            if _VERSION_DIR.match(text):
+                found[alias] = int(text[1:])
+        return found
+
+    def aliases_of(self, artifact: Artifact) -> list[str]:
+        """The aliases (`latest` first) that point at this version."""
+        return [a for a, v in self.aliases(artifact.name).items() if v == artifact.version]
+
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
@@ -196,4 +276,20 @@ class FileRegistry:
             lineage=Lineage.from_dict(record["lineage"]),
             metadata=record.get("metadata", {}),
             files=record.get("files", {}),
+            manifest=Manifest.from_dict(record["manifest"], f"{name}:v{version}") if "manifest" in record else None,
         )
+
+
+def _metadata_dict(kind: ArtifactKind, metadata: Any, name: str) -> dict[str, Any]:
+    """Raw dicts are stored as given; a metadata dataclass must be the kind's own."""
+    if isinstance(metadata, dict):
+        return metadata
+    from nemotron.artifacts.kinds import metadata_type
+
+    expected = metadata_type(kind)
+    if not isinstance(metadata, expected):
+        raise ArtifactError(
+            f"cannot publish {name}: metadata is a {type(metadata).__name__}, but kind {kind.value} "
+            f"takes {expected.__name__} (or a dict)"
+        )
+    return metadata.to_dict()

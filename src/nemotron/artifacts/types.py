@@ -6,9 +6,13 @@ import re
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nemotron.artifacts.errors import ArtifactError
+from nemotron.artifacts.manifest import Manifest
+
+if TYPE_CHECKING:
+    from nemotron.artifacts.kinds import KindMetadata
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _VERSION_RE = re.compile(r"^v([0-9]+)$")
@@ -54,6 +58,17 @@ class ArtifactRef:
         match = _VERSION_RE.match(self.selector)
         return int(match.group(1)) if match else None
 
+    @classmethod
+    def from_text(cls, value: Any) -> ArtifactRef | None:
+        """The reference `value` spells, or None: a ref here is a string with ':' that parses
+        (`name:latest`, `name:v3`, `name:alias`); paths, URLs and interpolations are not refs."""
+        if not isinstance(value, str) or ":" not in value:
+            return None
+        try:
+            return cls.parse(value)
+        except ArtifactError:
+            return None
+
     def __str__(self) -> str:
         return f"{self.name}:{self.selector}"
 
@@ -90,15 +105,25 @@ class Artifact:
     path: Path  # the version directory; files named in `files` are relative to it
     created_at: str
     lineage: Lineage
-    metadata: dict[str, Any] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)  # role -> path relative to `path`
+    metadata: dict[str, Any] = field(default_factory=dict)  # raw dict, as stored in artifact.json
+    files: dict[str, str] = field(default_factory=dict)  # role -> path relative to `path`, or absolute
+    manifest: Manifest | None = None  # None for versions published before manifests were recorded
 
     @property
     def ref(self) -> str:
         return f"{self.name}:v{self.version}"
 
+    def typed_metadata(self) -> KindMetadata:
+        """`metadata` as the kind's dataclass (e.g. PretrainDataMeta); unknown keys land in `extra`.
+
+        Raises ArtifactError naming this artifact and every missing or mistyped key.
+        """
+        from nemotron.artifacts.kinds import parse_metadata
+
+        return parse_metadata(self.kind, self.metadata, where=f"artifact {self.ref}")
+
     def file(self, role: str) -> Path:
-        """Absolute path of the file recorded under `role` (e.g. 'blend')."""
+        """Absolute path of the file recorded under `role` (e.g. 'blend'); in-place data is absolute."""
         if role not in self.files:
             raise ArtifactError(
                 f"artifact {self.ref} has no file {role!r}; it has: {', '.join(sorted(self.files)) or 'none'}"

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from nemotron.cli import jobs, nano3
+from nemotron.cli import artifacts, jobs, nano3
 
 app = typer.Typer(
     help="Multi-stage LLM training pipelines (data prep -> pretrain -> SFT -> RL) locally or on Slurm.\n\n"
@@ -17,6 +17,7 @@ app = typer.Typer(
 )
 app.add_typer(nano3.app, name="nano3")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(artifacts.app, name="artifacts")
 
 
 def main() -> None:

@@ -69,7 +69,11 @@ def logs(
     record = find_record(job)
     control = control_for(record)
     if follow:
-        state = follow_job(control, record)
+        from nemotron.cli.progress_writer import ProgressAwareWriter
+
+        writer = ProgressAwareWriter(sys.stdout)
+        state = follow_job(control, record, out=writer)  # type: ignore[arg-type]
+        writer.close()
         if state.exit_code:
             fail(f"job {record.name} ended {state.value}")
         raise typer.Exit(state.exit_code)

@@ -39,10 +39,15 @@ def launch_stage(
 
 
 def _attach(control, record, *, cancel_on_interrupt: bool) -> int:
+    import sys
+
+    from nemotron.cli.progress_writer import ProgressAwareWriter
     from nemotron.execution.follow import follow
 
+    writer = ProgressAwareWriter(sys.stdout)
     try:
-        state = follow(control, record)
+        state = follow(control, record, out=writer)  # type: ignore[arg-type]
+        writer.close()
     except KeyboardInterrupt:
         if cancel_on_interrupt:
             control.cancel(record)

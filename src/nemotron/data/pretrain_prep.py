@@ -7,6 +7,7 @@ uninterrupted one. `finalize` checks every receipt and writes the per-split `ble
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ def run_shards(request: PrepRequest, load_tokenizer: Callable[[], TextTokenizer]
     dtype = DType.optimal_dtype(vocab_size)
     items = plan_work(request.blend, request.num_shards, sample=request.settings.sample)
     specs = {spec.name: spec for spec in request.blend.datasets}
+    _refuse_other_settings(request)
     mine = [item for index, item in enumerate(items) if only(index)]
     pending = [item for item in mine if request.force or not _valid(request, item)]
     log(f"{len(items)} shards planned, {len(mine) - len(pending)} of {len(mine)} already done, "
@@ -141,7 +143,7 @@ def finalize(request: PrepRequest, blend_file: Path, shards_done_now: int, start
             for item in dataset_items:
                 share = receipts[item.id].splits[split].tokens
                 if share:  # weight split among shards by tokens, so the dataset keeps its weight
-                    prefix = str(shard_prefix(request.data_dir, split, item))
+                    prefix = os.path.abspath(shard_prefix(request.data_dir, split, item))
                     if prefixes_relative_to is not None:
                         prefix = os.path.relpath(prefix, prefixes_relative_to)
                     per_split[split].append((spec.weight * share / tokens, prefix))
@@ -151,12 +153,37 @@ def finalize(request: PrepRequest, blend_file: Path, shards_done_now: int, start
             + "; ".join(result.bad_examples)
             + ". Fix the inputs or raise max_bad_records to skip them."
         )
+    if not any(s.documents for s in result.totals().values()):
+        raise DataError(
+            f"the blend {request.blend.source} produced no documents ({result.empty_documents} empty, "
+            f"{result.short_documents} shorter than min_doc_chars, {result.bad_records} malformed); "
+            "check the input files, 'text_field' and min_doc_chars"
+        )
+    for spec in request.blend.datasets:
+        if not any(s.documents for s in result.stats[spec.name].values()):
+            log(f"warning: dataset {spec.name!r} produced no documents; it is left out of {BLEND_FILE}")
     for split, entries in per_split.items():
         if not entries:
             log(f"warning: split {split!r} received no documents (raise its fraction or add data)")
     write_blend(blend_file, per_split)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _refuse_other_settings(request: PrepRequest) -> None:
+    """Never overwrite shards made with other settings: a published artifact may point at them."""
+    for path in sorted((request.data_dir / "receipts").glob("*/*.json")):
+        try:
+            other = json.loads(path.read_text()).get("settings_hash")
+        except (OSError, ValueError, AttributeError):
+            continue  # unreadable: that shard is redone like any invalid one
+        if other != request.settings.settings_hash:
+            raise DataError(
+                f"data folder {request.data_dir} holds shards made with other settings ({path} has settings "
+                f"hash {str(other)[:16]}, this run {request.settings.settings_hash[:16]}), and a published "
+                "artifact may use them; set output_dir to another folder (or null: one folder per settings) "
+                "or delete that folder first"
+            )
 
 
 def _valid(request: PrepRequest, item: WorkItem) -> ShardReceipt | None:

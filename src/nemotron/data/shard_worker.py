@@ -38,6 +38,7 @@ def shard_prefix(data_dir: Path, split: str, item: WorkItem) -> Path:
 def process_item(item: WorkItem, spec: DatasetSpec, settings: ShardSettings, tokenizer: TextTokenizer,
                  data_dir: Path, dtype: type) -> ShardReceipt:
     """Write the item's split files (temporary names, then renamed) and its receipt (last)."""
+    import numpy as np
     from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 
     started = time.perf_counter()
@@ -47,17 +48,27 @@ def process_item(item: WorkItem, spec: DatasetSpec, settings: ShardSettings, tok
     builders = {}
     for split, prefix in prefixes.items():
         prefix.parent.mkdir(parents=True, exist_ok=True)
+        for stale in prefix.parent.glob(f"{prefix.name}.*.tmp*"):  # left by a killed earlier run
+            stale.unlink(missing_ok=True)
         builders[split] = IndexedDatasetBuilder(f"{prefix}.bin{tag}", dtype=dtype)
     receipt = ShardReceipt(item.id, settings.settings_hash, inputs, {s: SplitOutput() for s in SPLITS})
     batch: list[tuple[str, str]] = []
 
+    limit = settings.max_doc_tokens
+    eod = np.array([tokenizer.eod_id], dtype=np.uint32)
+
     def flush() -> None:
-        for (split, text), ids in zip(batch, tokenizer.encode_batch([t for _, t in batch])):
-            if settings.max_doc_tokens and len(ids) > settings.max_doc_tokens:
-                ids = ids[: settings.max_doc_tokens]
-                receipt.truncated += 1
-            if settings.append_eod:
-                ids = [*ids, tokenizer.eod_id]
+        # one flat uint32 array for the batch (gigatoken returns it without copies)
+        encoded = tokenizer.encode_batch_flat([t for _, t in batch], append_eod=settings.append_eod and not limit)
+        offsets = encoded.offsets
+        for i, (split, text) in enumerate(batch):
+            ids = encoded.ids[offsets[i]:offsets[i + 1]]
+            if limit:
+                if len(ids) > limit:
+                    ids = ids[:limit]
+                    receipt.truncated += 1
+                if settings.append_eod:
+                    ids = np.concatenate([ids, eod])
             builders[split].add_document(ids, [len(ids)])
             out = receipt.splits[split]
             out.documents += 1

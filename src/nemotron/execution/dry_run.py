@@ -1,4 +1,4 @@
-"""The dry-run view: resolved config, executor settings and, for Slurm, the literal sbatch script."""
+"""The dry-run view: resolved config, pinned artifact references, executor settings and the sbatch script."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ def render_dry_run(prepared: PreparedJob) -> str:
     ]
     sections.append(("job", "\n".join(header)))
     sections.append(("resolved config (config.yaml)", OmegaConf.to_yaml(OmegaConf.create(job.config)).rstrip()))
+    if prepared.artifact_refs:
+        refs = [f"{r.key}: {r.requested} -> {r.pinned} ({r.kind})\n  path: {r.path}" for r in prepared.artifact_refs]
+        sections.append(("artifact references", "\n".join(refs)))
     environment = {**job.env, **{k: "***" for k in job.secret_env}}
     if profile.executor == "slurm":
         from nemotron.execution.slurm_backend import render_sbatch_preview
@@ -34,7 +37,10 @@ def render_dry_run(prepared: PreparedJob) -> str:
         job_dir = cluster_job_dir(profile, job.name)
         executor = {"profile": profile.to_dict(redacted=True), "job_dir": job_dir, "environment": environment}
         sections.append(("executor (NeMo-Run SlurmExecutor)", OmegaConf.to_yaml(OmegaConf.create(executor)).rstrip()))
-        sections.append(("sbatch script", render_sbatch_preview(profile, job).rstrip()))
+        scripts = render_sbatch_preview(profile, job)
+        for task, script in scripts:
+            title = "sbatch script" if len(scripts) == 1 else f"sbatch script: {task}"
+            sections.append((title, script.rstrip()))
     else:
         from nemotron.execution.records import jobs_root
 

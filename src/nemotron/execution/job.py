@@ -11,6 +11,19 @@ from nemotron.config.job_files import Provenance
 
 
 @dataclass(frozen=True)
+class Phase:
+    """One part of a job submitted on its own (after the previous part succeeded).
+
+    Stages that shard their work run on Slurm as a job array (`array_size` tasks, each taking
+    its share of the shards) followed by a finalize job; locally the stage runs whole.
+    """
+
+    name: str
+    args: tuple[str, ...] = ()  # appended to the stage command
+    array_size: int | None = None
+
+
+@dataclass(frozen=True)
 class StageJob:
     """Everything needed to start one stage anywhere; backends only decide where and how."""
 
@@ -22,6 +35,7 @@ class StageJob:
     env: dict[str, str] = field(default_factory=dict)  # non-secret variables the job needs
     secret_env: dict[str, str] = field(default_factory=dict)  # passed through a 0600 file, never printed
     single_task: bool = True  # one process, whatever the allocation; training stages set False
+    phases: tuple[Phase, ...] = ()  # Slurm only; empty: one task running the whole stage
 
     def command(self, python: str, config_path: str) -> list[str]:
         return [python, "-m", self.entry_module, "--config", config_path]

@@ -6,12 +6,16 @@ import os
 import sys
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from nemotron.config.job_files import Provenance
 from nemotron.env import EnvFile, Profile
-from nemotron.execution.job import StageJob, new_job_name
+from nemotron.execution.job import Phase, StageJob, new_job_name
 from nemotron.execution.job_env import job_identity_env
 from nemotron.stages.catalog import StageSpec
+
+if TYPE_CHECKING:
+    from nemotron.artifacts import ResolvedRef
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class PreparedJob:
     env_file: EnvFile
     config_file: str
     config_chain: tuple[str, ...]
+    artifact_refs: tuple[ResolvedRef, ...] = ()  # run.* references, pinned to exact versions
 
 
 def prepare(request: LaunchRequest) -> PreparedJob:
@@ -41,20 +46,25 @@ def prepare(request: LaunchRequest) -> PreparedJob:
     from omegaconf import OmegaConf
 
     from nemotron import __version__
-    from nemotron.artifacts import default_registry_root
+    from nemotron.artifacts import FileRegistry, PinnedRegistry, default_registry_root, resolve_references
+    from nemotron.artifacts.mirrors import wandb_job_env
     from nemotron.config import load_config, resolved_container, to_dataclass
     from nemotron.config.job_files import source_git_commit
-    from nemotron.config.resolvers import register_resolvers
+    from nemotron.config.resolvers import artifact_registry, register_resolvers
     from nemotron.env import find_env_file, load_env_file, secrets_from_environment
 
     register_resolvers()
     stage = request.stage
     loaded = load_config(request.config or stage.default_config, stage.config_dir, request.overrides)
-    config = resolved_container(loaded.cfg, source=str(loaded.path))
-    to_dataclass(OmegaConf.create(config), stage.load_schema(), source=str(loaded.path))
     env_file = load_env_file(find_env_file())
-    profile = env_file.profile(request.profile) if request.profile else Profile.default_local()
     artifacts_root = env_file.artifacts_root or str(default_registry_root())
+    # each reference is resolved once, here, so ${art:...} values and pinned run.* refs agree
+    registry = PinnedRegistry(FileRegistry(artifacts_root))
+    with artifact_registry(registry):
+        config = resolved_container(loaded.cfg, source=str(loaded.path))
+    config, artifact_refs = resolve_references(config, registry)
+    to_dataclass(OmegaConf.create(config), stage.load_schema(), source=str(loaded.path))
+    profile = env_file.profile(request.profile) if request.profile else Profile.default_local()
     name = new_job_name(stage.family, stage.key)
     git_commit = source_git_commit()
     provenance = Provenance(
@@ -74,17 +84,30 @@ def prepare(request: LaunchRequest) -> PreparedJob:
     secret_env = {**secrets_from_environment(os.environ), **profile.secret_env_vars()}
     if env_file.wandb and env_file.wandb.api_key:
         secret_env.setdefault("WANDB_API_KEY", env_file.wandb.api_key)
+    job_env = job_identity_env(name, artifacts_root, git_commit)
+    if env_file.wandb:  # the stage mirrors what it publishes (artifacts.mirrors_from_environment)
+        job_env.update(wandb_job_env(env_file.wandb.project, env_file.wandb.entity))
     job = StageJob(
         name=name,
         stage=f"{stage.family}/{stage.key}",
         entry_module=stage.entry_module,
         config=config,
         provenance=provenance,
-        env=job_identity_env(name, artifacts_root, git_commit),
+        env=job_env,
         secret_env=secret_env,
         single_task=stage.single_task,
+        phases=slurm_phases(stage, profile, config),
     )
-    return PreparedJob(job, profile, env_file, str(loaded.path), tuple(str(p) for p in loaded.chain))
+    chain = tuple(str(p) for p in loaded.chain)
+    return PreparedJob(job, profile, env_file, str(loaded.path), chain, tuple(artifact_refs))
+
+
+def slurm_phases(stage: StageSpec, profile: Profile, config: dict) -> tuple[Phase, ...]:
+    """A sharded stage on Slurm: a job array of `config[array_config_key]` tasks, then finalize."""
+    size = config.get(stage.array_config_key) if stage.array_config_key else None
+    if profile.executor != "slurm" or not size:
+        return ()
+    return (Phase("shards", ("--phase", "shards"), int(size)), Phase("finalize", ("--phase", "finalize")))
 
 
 def local_python(profile: Profile) -> str:

@@ -20,7 +20,6 @@ from nemotron.execution.slurm_commands import LocalShell, SlurmClient, SSHShell
 from nemotron.execution.slurm_executor import LOG_SUBDIR, build_slurm_plan
 from nemotron.execution.states import JobState
 
-TASK_NAME = "main"
 SUBMIT_LOG = "submit.log"
 
 
@@ -38,11 +37,11 @@ class SlurmBackend:
         chatter = io.StringIO()  # NeMo-Run's own progress output, kept in the job dir instead
         try:
             with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
-                self._write_job_files(job, plan.job_dir, plan.executor.tunnel)
-                with run.Experiment(job.name, executor=plan.executor, log_level="WARN") as experiment:
-                    experiment.add(plan.script, name=TASK_NAME, tail_logs=False)
+                self._write_job_files(job, plan.job_dir, plan.tasks[0].executor.tunnel)
+                with run.Experiment(job.name, executor=plan.tasks[0].executor, log_level="WARN") as experiment:
+                    _add_tasks(experiment, plan)
                     experiment.run(detach=True)
-                    handle = experiment.jobs[0].handle
+                    handles = [(task.name, j.handle) for task, j in zip(plan.tasks, experiment.jobs)]
                     experiment_id = experiment._id
         except Exception as err:  # NeMo-Run surfaces sbatch failures as assorted exception types
             raise ExecutionError(
@@ -51,13 +50,15 @@ class SlurmBackend:
         finally:
             self._keep_submission_output(plan.job_dir, chatter.getvalue())
         log_dir = posixpath.join(plan.job_dir, LOG_SUBDIR)
-        job_id = handle.rstrip("/").rsplit("/", 1)[-1] if handle else ""
-        if not job_id.isdigit():
+        ids = [(name, handle.rstrip("/").rsplit("/", 1)[-1] if handle else "") for name, handle in handles]
+        if not all(job_id.isdigit() for _, job_id in ids):
             raise ExecutionError(
-                f"Slurm did not accept job {job.name} (NeMo-Run handle {handle!r}); "
+                f"Slurm did not accept job {job.name} (NeMo-Run handles {handles!r}); "
                 f"see the sbatch script under {log_dir}"
             )
         details = {"experiment_id": experiment_id}
+        if len(ids) > 1:  # the last task decides the outcome; the others are checked on failure
+            details["phases"] = ",".join(f"{name}:{job_id}" for name, job_id in ids)
         if self.profile.slurm and self.profile.slurm.ssh:
             ssh = self.profile.slurm.ssh
             details.update(host=ssh.host, user=ssh.user or "", identity=ssh.identity or "", port=str(ssh.port))
@@ -66,7 +67,7 @@ class SlurmBackend:
             stage=job.stage,
             backend=self.name,
             profile=self.profile.name,
-            job_id=job_id,
+            job_id=ids[-1][1],
             submitted_at=datetime.now().isoformat(timespec="seconds"),
             job_dir=plan.job_dir,
             log_dir=log_dir,
@@ -117,20 +118,32 @@ class SlurmJobControl:
         self.remote = bool(details.get("host"))
 
     def status(self, record: JobRecord) -> JobState:
-        return self.client.state(record.job_id)
+        state = self.client.state(record.job_id)
+        if state in (JobState.CANCELLED, JobState.PENDING) and len(self._phase_ids(record)) > 1:
+            for job_id in self._phase_ids(record)[:-1]:  # a failed earlier phase fails the job
+                earlier = self.client.state(job_id)
+                if earlier.is_terminal and earlier is not JobState.COMPLETED:
+                    return earlier
+        return state
 
     def cancel(self, record: JobRecord) -> None:
         state = self.status(record)
         if state.is_terminal:
             raise ExecutionError(f"job {record.name} ({record.job_id}) already ended ({state.value})")
-        self.client.cancel(record.job_id)
+        for job_id in self._phase_ids(record):
+            self.client.cancel(job_id)
+
+    @staticmethod
+    def _phase_ids(record: JobRecord) -> list[str]:
+        phases = record.details.get("phases")
+        return [item.split(":")[1] for item in phases.split(",")] if phases else [record.job_id]
 
     def log_paths(self, record: JobRecord) -> list[str]:
-        """The job's output files: one per (re)start, in order; the sbatch trace when there is none."""
-        logs = self.client.list_files(record.log_dir, f"log-*_{record.job_id}_*.out")
+        """The job's output files (every phase, array task and restart); the sbatch traces when none."""
+        logs = self.client.list_files(record.log_dir, "log-*.out")
         if logs:
-            return sorted(logs, key=lambda p: int(p.rsplit("_", 1)[-1].split(".")[0]))
-        return self.client.list_files(record.log_dir, f"sbatch_*_{record.job_id}.out")
+            return logs
+        return self.client.list_files(record.log_dir, "sbatch_*.out")
 
     def read_log(self, record: JobRecord, cursor: LogCursor) -> tuple[str, LogCursor]:
         """New text of the job's output files since `cursor` (each file has its own position)."""
@@ -145,24 +158,35 @@ def _nemo_run():
     return import_nemo_run()
 
 
-def render_sbatch_preview(profile: Profile, job: StageJob) -> str:
-    """The literal sbatch script NeMo-Run would submit for `job`; its experiment folder is removed."""
+def _add_tasks(experiment, plan) -> None:
+    """Add the plan's tasks; each waits for the one before it (Slurm afterok dependencies)."""
+    ids: dict[str, str] = {}
+    for task in plan.tasks:
+        dependencies = [ids[task.depends_on]] if task.depends_on else None
+        ids[task.name] = experiment.add(task.script, executor=task.executor, name=task.name,
+                                        tail_logs=False, dependencies=dependencies)
+
+
+def render_sbatch_preview(profile: Profile, job: StageJob) -> list[tuple[str, str]]:
+    """The literal sbatch script(s) NeMo-Run would submit for `job`, as (task, script); nothing stays behind."""
     import shutil
 
     plan = build_slurm_plan(profile, job)
     run = _nemo_run()
-    experiment = run.Experiment(job.name, executor=plan.executor, log_level="ERROR")
+    experiment = run.Experiment(job.name, executor=plan.tasks[0].executor, log_level="ERROR")
     try:
         with contextlib.redirect_stdout(io.StringIO()), experiment:
-            experiment.add(plan.script, name=TASK_NAME, tail_logs=False)
+            _add_tasks(experiment, plan)
             experiment.dryrun(log=False, delete_exp_dir=False)
-            scripts = sorted(Path(experiment._exp_dir).rglob("*_sbatch.sh"))
-            if not scripts:
-                raise ExecutionError("NeMo-Run produced no sbatch script in its dry run")
-            return scripts[0].read_text()
+            scripts = []
+            for task in plan.tasks:
+                found = sorted(Path(experiment._exp_dir).rglob(f"{task.name}_sbatch.sh"))
+                if not found:
+                    raise ExecutionError(f"NeMo-Run produced no sbatch script for task {task.name!r} in its dry run")
+                scripts.append((task.name, found[0].read_text()))
+            return scripts
     finally:  # nothing stays behind: remove the experiment and the folders the dry run created
         shutil.rmtree(Path(experiment._exp_dir).parent, ignore_errors=True)
         for folder in (Path(experiment._exp_dir).parents[1], Path(os.environ["NEMORUN_HOME"])):
             if folder.name in ("experiments", "nemo_run") and folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
-

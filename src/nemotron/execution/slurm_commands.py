@@ -55,10 +55,13 @@ class SlurmClient:
         """The job's state from accounting (sacct), falling back to the queue (squeue)."""
         quoted = shlex.quote(job_id)
         result = self.shell.run(f"sacct -j {quoted} -X -n -P --format=JobID,State")
-        for line in result.stdout.splitlines():
-            parts = line.split("|")
-            if len(parts) >= 2 and parts[0] == job_id:
-                return from_slurm(parts[1])
+        states = [
+            from_slurm(parts[1])
+            for parts in (line.split("|") for line in result.stdout.splitlines())
+            if len(parts) >= 2 and (parts[0] == job_id or parts[0].startswith(f"{job_id}_"))  # array tasks
+        ]
+        if states:
+            return combined_state(states)
         queue = self.shell.run(f"squeue -h -j {quoted} -o %T")
         if queue.code == 0 and queue.stdout.strip():
             return from_slurm(queue.stdout.strip().splitlines()[0])
@@ -80,3 +83,14 @@ class SlurmClient:
         result = self.shell.run(f"tail -c +{offset + 1} {shlex.quote(path)} 2>/dev/null || true")
         data = result.stdout
         return data, offset + len(data.encode("utf-8", errors="replace"))
+
+
+def combined_state(states: list[JobState]) -> JobState:
+    """One state for a job array: a failure wins, then running, then pending; else all completed."""
+    failures = [s for s in states if s.is_terminal and s is not JobState.COMPLETED]
+    if failures:
+        return failures[0]
+    for state in (JobState.RUNNING, JobState.UNKNOWN, JobState.PENDING):
+        if state in states:
+            return state
+    return JobState.COMPLETED

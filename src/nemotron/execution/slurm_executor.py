@@ -8,22 +8,32 @@ from typing import Any
 
 from nemotron.env import Profile
 from nemotron.execution.errors import ExecutionError
-from nemotron.execution.job import StageJob
+from nemotron.execution.job import Phase, StageJob
 from nemotron.execution.job_env import SECRETS_FILE, source_secrets_line
 from nemotron.execution.nemo_run_import import import_nemo_run
 from nemotron.execution.records import jobs_root
 
 
 LOG_SUBDIR = "logs"  # inside the job dir: sbatch trace and one log per (re)start of the job
+TASK_NAME = "main"  # the one task of a single-phase job
+
+
+@dataclass(frozen=True)
+class SlurmTask:
+    """One sbatch submission of a job: a phase (or the whole stage) with its executor and script."""
+
+    name: str
+    executor: Any  # nemo_run.SlurmExecutor
+    script: Any  # nemo_run.Script
+    depends_on: str | None = None  # the task that must succeed first
 
 
 @dataclass(frozen=True)
 class SlurmPlan:
-    """Where a Slurm job's files live and the NeMo-Run objects that submit it."""
+    """Where a Slurm job's files live and the NeMo-Run tasks that submit it, in order."""
 
     job_dir: str  # on the cluster: config.yaml, job.yaml, secrets.env
-    executor: Any  # nemo_run.SlurmExecutor
-    script: Any  # nemo_run.Script
+    tasks: tuple[SlurmTask, ...]
 
 
 def cluster_job_dir(profile: Profile, job_name: str) -> str:
@@ -71,38 +81,51 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
     setup = [source_secrets_line(posixpath.join(job_dir, SECRETS_FILE)), *profile.setup]
     from nemo_run.core.execution.slurm import SlurmJobDetails
 
-    executor = run.SlurmExecutor(
-        account=slurm.account,
-        partition=slurm.partition,
-        job_details=SlurmJobDetails(job_name=job.name, folder=posixpath.join(job_dir, LOG_SUBDIR)),
-        time=slurm.time,
-        nodes=slurm.nodes,
-        ntasks_per_node=slurm.ntasks_per_node,
-        gpus_per_node=slurm.gpus_per_node,
-        cpus_per_task=slurm.cpus_per_task,
-        mem=slurm.mem,
-        exclusive=slurm.exclusive or None,
-        qos=slurm.qos,
-        constraint=slurm.constraint,
-        additional_parameters=extra or None,
-        container_image=slurm.container_image,
-        container_mounts=mounts if slurm.container_image else [],
-        env_vars={**profile.public_env_vars(), **job.env},
-        setup_lines="\n".join(setup),
-        tunnel=tunnel,
-        packager=run.Packager(),  # code comes from the image / virtual environment the profile names
-        poll_estimated_start_time=False,
-        # NeMo-Run's own --chdir (outside containers) names a folder it never creates; the last
-        # --chdir wins, so the job runs in its job dir.
-        srun_args=_srun_args(job, job_dir, in_container=bool(slurm.container_image)),
-    )
-    script = run.Script(
-        path=job.entry_module,
-        entrypoint=profile.python,
-        m=True,
-        args=["--config", posixpath.join(job_dir, "config.yaml")],
-    )
-    return SlurmPlan(job_dir=job_dir, executor=executor, script=script)
+    config_path = posixpath.join(job_dir, "config.yaml")
+    phases = job.phases or (Phase(TASK_NAME),)
+    tasks: list[SlurmTask] = []
+    for index, phase in enumerate(phases):
+        previous = tasks[-1].name if index else None
+        parameters = dict(extra)
+        if previous:  # a failed predecessor cancels this task instead of leaving it pending forever
+            parameters["kill-on-invalid-dep"] = "yes"
+        executor = run.SlurmExecutor(
+            account=slurm.account,
+            partition=slurm.partition,
+            job_details=SlurmJobDetails(
+                job_name=job.name if len(phases) == 1 else f"{job.name}-{phase.name}",
+                folder=posixpath.join(job_dir, LOG_SUBDIR),
+            ),
+            time=slurm.time,
+            nodes=slurm.nodes,
+            ntasks_per_node=slurm.ntasks_per_node,
+            gpus_per_node=slurm.gpus_per_node,
+            cpus_per_task=slurm.cpus_per_task,
+            mem=slurm.mem,
+            exclusive=slurm.exclusive or None,
+            qos=slurm.qos,
+            constraint=slurm.constraint,
+            array=f"0-{phase.array_size - 1}" if phase.array_size else None,
+            additional_parameters=parameters or None,
+            container_image=slurm.container_image,
+            container_mounts=mounts if slurm.container_image else [],
+            env_vars={**profile.public_env_vars(), **job.env},
+            setup_lines="\n".join(setup),
+            tunnel=tunnel,
+            packager=run.Packager(),  # code comes from the image / virtual environment the profile names
+            poll_estimated_start_time=False,
+            # NeMo-Run's own --chdir (outside containers) names a folder it never creates; the last
+            # --chdir wins, so the job runs in its job dir.
+            srun_args=_srun_args(job, job_dir, in_container=bool(slurm.container_image)),
+        )
+        script = run.Script(
+            path=job.entry_module,
+            entrypoint=profile.python,
+            m=True,
+            args=["--config", config_path, *phase.args],
+        )
+        tasks.append(SlurmTask(phase.name, executor, script, previous))
+    return SlurmPlan(job_dir=job_dir, tasks=tuple(tasks))
 
 
 def _srun_args(job: StageJob, job_dir: str, *, in_container: bool) -> list[str] | None:

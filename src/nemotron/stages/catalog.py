@@ -21,6 +21,9 @@ class StageSpec:
     schema: str  # "module:Class" of the stage's config dataclass
     default_config: str = "default"
     single_task: bool = True  # data prep: one process; distributed training stages: one per GPU
+    # Config key holding the Slurm array size of a stage that runs as "shards" array + "finalize"
+    # (the stage takes `--phase shards|finalize`); 0 or absent in the config: one job.
+    array_config_key: str | None = None
 
     @property
     def config_dir(self) -> Path:
@@ -38,6 +41,7 @@ NANO3_DATA_PREP_PRETRAIN = StageSpec(
     entry_module="nemotron.stages.data_prep_pretrain",
     config_subdir="nano3/stage0_pretrain/config/data_prep",
     schema="nemotron.stages.data_prep_pretrain:DataPrepPretrainConfig",
+    array_config_key="array_tasks",
 )
 
 STAGES: dict[str, StageSpec] = {

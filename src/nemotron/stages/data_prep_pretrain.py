@@ -47,6 +47,7 @@ class DataPrepPretrainConfig:
     max_bad_records: int = 0
     sample: int | None = None  # documents per dataset; published as <artifact_name>-sample
     output_dir: str | None = None  # default: <registry root>/<artifact name>/data/<settings hash>
+    array_tasks: int = 0  # on Slurm: a job array of this many tasks, then a finalize job; 0: one job
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,7 +59,11 @@ def main(argv: list[str] | None = None) -> None:
     from nemotron.data.pretrain_prep import finalize, run_shards
     from nemotron.stages.runtime import load_stage_config
 
-    config, context = load_stage_config(argv, DataPrepPretrainConfig, "data_prep_pretrain")
+    from nemotron.artifacts.mirrors import mirrors_from_environment
+
+    config, context = load_stage_config(argv, DataPrepPretrainConfig, "data_prep_pretrain",
+                                        phases=("shards", "finalize"))
+    mirrors = mirrors_from_environment() if context.phase != "shards" else []  # fail early, not after hours
     started = time.perf_counter()
     registry = FileRegistry(default_registry_root())
     plan = build_request(config, registry.root)
@@ -66,7 +71,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"data prep: {len(request.blend.datasets)} dataset(s) from {request.blend.source}, tokenizer "
           f"{plan.tokenizer.name_or_path}, data folder {request.data_dir}", flush=True)
     log = lambda message: print(message, flush=True)  # noqa: E731
-    done_now = run_shards(request, plan.load_tokenizer, plan.tokenizer.vocab_size, log=log)
+    done_now = 0
+    if context.phase in (None, "shards"):
+        task, tasks = context.array_index, context.array_count
+        done_now = run_shards(request, plan.load_tokenizer, plan.tokenizer.vocab_size, log=log,
+                              only=lambda index: index % tasks == task)
+        if context.phase == "shards":
+            print(f"array task {task + 1}/{tasks}: {done_now} shard(s) tokenized", flush=True)
+            return
     with registry.staging(plan.artifact_name) as staging:
         # blend.json moves from the staging folder to <name>/vN: prefixes relative to any vN folder
         inside_registry = request.data_dir.is_relative_to(registry.root / plan.artifact_name)
@@ -77,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         if current is not None and not request.force:
             print(f"nothing changed: {current.ref} already holds this data ({current.path})", flush=True)
             return
-        artifact = publish_pretrain_data(registry, staging, plan, result, context, STAGE)
+        artifact = publish_pretrain_data(registry, mirrors, staging, plan, result, context, STAGE)
     train = result.totals()["train"]
     print(
         f"published {artifact.ref} ({train.tokens:,} train tokens, {train.documents} train documents, "

@@ -1,25 +1,58 @@
-"""Publish finished pretraining data as a `pretrain-data` artifact with metadata and lineage."""
+"""Publish finished pretraining data as a `pretrain-data` artifact with typed metadata and lineage."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-
 from pathlib import Path
 
 from nemotron.artifacts import Artifact, ArtifactError, ArtifactKind, FileRegistry, Lineage
 from nemotron.artifacts.file_registry import Staging
+from nemotron.artifacts.kinds import PretrainDataMeta, TokenCounts, TokenizerInfo
+from nemotron.artifacts.mirrors import Mirror, publish_with_mirrors
 from nemotron.data.pretrain_prep import PrepResult
 from nemotron.stages.data_prep_request import DataPrepPlan
 from nemotron.stages.runtime import JobContext
 
 
-def publish_pretrain_data(registry: FileRegistry, staging: Staging, plan: DataPrepPlan, result: PrepResult,
-                          context: JobContext, stage: str) -> Artifact:
+def publish_pretrain_data(registry: FileRegistry, mirrors: list[Mirror], staging: Staging, plan: DataPrepPlan,
+                          result: PrepResult, context: JobContext, stage: str) -> Artifact:
+    """Publish blend.json (in the version) referencing the shards in place (no copies)."""
+    import numpy as np
+    from megatron.core.datasets.indexed_dataset import DType
+
     import nemotron
 
     request = plan.request
     settings = request.settings
-    return registry.publish(
+    counts = lambda stats: TokenCounts(**asdict(stats))  # noqa: E731
+    metadata = PretrainDataMeta(
+        dtype=np.dtype(DType.optimal_dtype(plan.tokenizer.vocab_size)).name,
+        splits={split: counts(s) for split, s in result.totals().items()},
+        tokenizer=TokenizerInfo(**plan.tokenizer.identity()),
+        datasets={name: {split: counts(s) for split, s in per.items()} for name, per in result.stats.items()},
+        settings={
+            "split": asdict(settings.fractions),
+            "append_eod": settings.append_eod,
+            "min_doc_chars": settings.min_doc_chars,
+            "max_doc_tokens": settings.max_doc_tokens,
+            "sample": settings.sample,
+            "num_shards": request.num_shards,
+        },
+        bad_records=result.bad_records,
+        blend_source=str(request.blend.source),
+        extra={
+            "data_dir": str(request.data_dir),
+            "settings_hash": settings.settings_hash,
+            "shards": result.shards,
+            "empty_documents_skipped": result.empty_documents,
+            "short_documents_skipped": result.short_documents,
+            "documents_truncated": result.truncated_documents,
+            "bad_records_skipped": result.bad_records,
+        },
+    )
+    return publish_with_mirrors(
+        registry,
+        mirrors,
         staging,
         kind=ArtifactKind.PRETRAIN_DATA,
         lineage=Lineage(
@@ -31,28 +64,9 @@ def publish_pretrain_data(registry: FileRegistry, staging: Staging, plan: DataPr
             package_version=nemotron.__version__,
             inputs=tuple(d.path for d in request.blend.datasets) + (f"tokenizer:{plan.tokenizer.name_or_path}",),
         ),
-        metadata={
-            "tokenizer": plan.tokenizer.identity(),
-            "data_dir": str(request.data_dir),
-            "settings_hash": settings.settings_hash,
-            "shards": result.shards,
-            "blend_source": str(request.blend.source),
-            "datasets": {name: {s: asdict(v) for s, v in per.items()} for name, per in result.stats.items()},
-            "splits": {s: asdict(v) for s, v in result.totals().items()},
-            "empty_documents_skipped": result.empty_documents,
-            "short_documents_skipped": result.short_documents,
-            "documents_truncated": result.truncated_documents,
-            "bad_records_skipped": result.bad_records,
-            "settings": {
-                "split": asdict(settings.fractions),
-                "append_eod": settings.append_eod,
-                "min_doc_chars": settings.min_doc_chars,
-                "max_doc_tokens": settings.max_doc_tokens,
-                "sample": settings.sample,
-                "num_shards": request.num_shards,
-            },
-        },
+        metadata=metadata,
         files={"blend": "blend.json"},
+        references=[request.data_dir],
     )
 
 

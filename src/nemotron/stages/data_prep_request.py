@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -43,8 +42,10 @@ def build_request(config, registry_root: Path) -> DataPrepPlan:
             raise ConfigError(f"config key '{key}' must be >= 1, got {getattr(config, key)}")
     if config.sample is not None and config.sample < 1:
         raise ConfigError(f"config key 'sample' must be >= 1 (documents per dataset) or null, got {config.sample}")
-    tokenizer = load_tokenizer(config.tokenizer.name_or_path)
-    load = functools.partial(load_tokenizer, config.tokenizer.name_or_path)
+    # The first documents of each dataset check that the fast backend (gigatoken) gives the same
+    # ids as Hugging Face; workers then rebuild the checked tokenizer from its spec, single-threaded.
+    tokenizer = load_tokenizer(config.tokenizer.name_or_path, check_texts=sample_texts(blend))
+    load = tokenizer.spec(threads=1).load
     deciding = {
         "datasets": [{k: v for k, v in asdict(d).items() if k != "weight"} for d in blend.datasets],
         "tokenizer": tokenizer_fingerprint(config.tokenizer.name_or_path),
@@ -61,9 +62,24 @@ def build_request(config, registry_root: Path) -> DataPrepPlan:
     name = config.artifact_name + (SAMPLE_SUFFIX if config.sample else "")
     data_dir = Path(config.output_dir).expanduser() if config.output_dir else (
         registry_root / name / "data" / settings_hash[:16])
-    request = PrepRequest(blend, settings, data_dir, config.num_shards, config.workers or os.cpu_count() or 1,
-                          config.force, config.max_bad_records)
+    workers = config.workers or len(os.sched_getaffinity(0))  # the cores this process may use
+    request = PrepRequest(blend, settings, data_dir, config.num_shards, workers, config.force, config.max_bad_records)
     return DataPrepPlan(request, name, tokenizer, load)
+
+
+def sample_texts(blend, per_dataset: int = 32) -> list[str]:
+    """The first readable documents of each local dataset (hub datasets are not opened here)."""
+    from itertools import islice
+
+    from nemotron.data.sources import iter_records, whole_dataset_ranges
+
+    texts: list[str] = []
+    for spec in blend.datasets:
+        if spec.is_hub:
+            continue
+        records = (r for rng in whole_dataset_ranges(spec) for r in iter_records(rng, spec))
+        texts.extend(islice((r.text for r in records if r.text), per_dataset))
+    return texts
 
 
 def tokenizer_fingerprint(name_or_path: str) -> str:

@@ -21,16 +21,22 @@ class JobContext:
     job_id: str | None
     config_sha256: str
     git_commit: str | None
+    phase: str | None = None  # set when a job runs in parts (e.g. "shards" array, then "finalize")
+    array_index: int = 0  # this Slurm array task's index and the array's size
+    array_count: int = 1
 
 
-def load_stage_config(argv: list[str] | None, schema: type[T], stage: str) -> tuple[T, JobContext]:
-    """Parse `--config FILE`, validate it against `schema`, and read the job context."""
+def load_stage_config(argv: list[str] | None, schema: type[T], stage: str,
+                      phases: tuple[str, ...] = ()) -> tuple[T, JobContext]:
+    """Parse `--config FILE` (and `--phase` for stages run in parts), validate, read the job context."""
     from omegaconf import OmegaConf
 
     from nemotron.config import to_dataclass
 
     parser = argparse.ArgumentParser(prog=f"python -m nemotron.stages.{stage}")
     parser.add_argument("--config", required=True, type=Path, help="the stage config YAML written by the launcher")
+    if phases:
+        parser.add_argument("--phase", choices=phases, default=None, help="run one part only (default: all)")
     args = parser.parse_args(argv)
     text = args.config.read_text()
     cfg = OmegaConf.create(text)
@@ -40,6 +46,9 @@ def load_stage_config(argv: list[str] | None, schema: type[T], stage: str) -> tu
         job_id=os.environ.get("SLURM_JOB_ID") or os.environ.get("NEMOTRON_JOB_ID"),
         config_sha256=hashlib.sha256(text.encode()).hexdigest(),
         git_commit=os.environ.get("NEMOTRON_GIT_COMMIT"),
+        phase=getattr(args, "phase", None),
+        array_index=int(os.environ.get("SLURM_ARRAY_TASK_ID", "0")) - int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0")),
+        array_count=int(os.environ.get("SLURM_ARRAY_TASK_COUNT", "1")),
     )
     return config, context
 

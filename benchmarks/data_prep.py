@@ -1,0 +1,231 @@
+"""Measure pretraining data prep throughput: the stage end to end vs Hugging Face and gigatoken encoding."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_common import CommandFailed, nemotron_command, write_json
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_TOKENIZER = REPO / "recipes/nano3/assets/tokenizer-tiny"
+TINY_CORPUS = REPO / "recipes/nano3/assets/corpus-tiny"
+ARTIFACT = "bench-data"
+GOAL_STAGE_OVER_HF = 3.0
+SENTENCE_END = re.compile(r"(?<=[.!?:])\s+")
+
+
+def shipped_documents() -> list[str]:
+    texts = []
+    for path in sorted(TINY_CORPUS.glob("*.jsonl")):
+        texts += [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return texts
+
+
+def write_corpus(path: Path, target_bytes: int, seed: int) -> tuple[int, int]:
+    """Copies of the shipped documents, each copy with its sentences shuffled; returns (documents, text bytes)."""
+    rng = random.Random(seed)
+    sources = [SENTENCE_END.split(text) for text in shipped_documents()]
+    documents = written = 0
+    with path.open("w", encoding="utf-8") as out:
+        while written < target_bytes:
+            for sentences in sources:
+                sentences = sentences[:]
+                rng.shuffle(sentences)
+                text = " ".join(sentences)
+                out.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
+                documents += 1
+                written += len(text.encode("utf-8"))
+                if written >= target_bytes:
+                    break
+    return documents, written
+
+
+def run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float) -> tuple[float, str]:
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise CommandFailed(f"timed out after {timeout:.0f} s: {shlex.join(cmd)}") from exc
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise CommandFailed(f"exit status {proc.returncode}: {shlex.join(cmd)}\n"
+                            f"--- stdout ---\n{proc.stdout.rstrip()}\n--- stderr ---\n{proc.stderr.rstrip()}")
+    return elapsed, proc.stdout + proc.stderr
+
+
+def measure_stage(blend: Path, tokenizer: Path, stage_args: list[str], tmp: Path, timeout: float) -> dict:
+    """`nemotron nano3 data prep pretrain` as a subprocess; tokens from the published artifact."""
+    home = tmp / "home"
+    workdir = tmp / "cwd"
+    workdir.mkdir()
+    (tmp / "env.toml").write_text("")
+    env = {k: v for k, v in os.environ.items() if k != "NEMOTRON_ARTIFACTS_ROOT"}
+    env.update(NEMOTRON_HOME=str(home), NEMOTRON_ENV_FILE=str(tmp / "env.toml"))
+    cmd = nemotron_command() + ["nano3", "data", "prep", "pretrain", "-c", "tiny", f"blend_path={blend}",
+                                f"artifact_name={ARTIFACT}", f"tokenizer.name_or_path={tokenizer}", *stage_args]
+    seconds, output = run(cmd, env, workdir, timeout)
+    record = json.loads((home / "artifacts" / ARTIFACT / "v1" / "artifact.json").read_text())
+    splits = record["metadata"]["splits"]
+    tokens = sum(splits[s]["tokens"] for s in ("train", "valid", "test"))
+    documents = sum(splits[s]["documents"] for s in ("train", "valid", "test"))
+    return {"label": "stage end to end", "command": cmd, "seconds": seconds, "tokens": tokens,
+            "documents": documents, "tokens_per_s": tokens / seconds,
+            "backend": record["metadata"].get("tokenizer", {}).get("backend"), "output_tail": output[-2000:]}
+
+
+def measure_encoder(kind: str, corpus: Path, tokenizer: Path, threads: int, batch_docs: int, tmp: Path,
+                    timeout: float) -> dict:
+    """One encoder in a fresh interpreter, so RAYON_NUM_THREADS sizes its thread pool."""
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="true")
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--encode-only", kind, "--corpus", str(corpus),
+           "--tokenizer", str(tokenizer), "--threads", str(threads), "--batch-docs", str(batch_docs)]
+    _, output = run(cmd, env, tmp, timeout)
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def encode_only(kind: str, corpus: Path, tokenizer: Path, threads: int, batch_docs: int) -> dict:
+    """Time the encode calls alone (texts already in memory) and count tokens."""
+    texts = [json.loads(line)["text"] for line in corpus.open(encoding="utf-8")]
+    batches = [texts[i : i + batch_docs] for i in range(0, len(texts), batch_docs)]
+    tokenizer_json = str(tokenizer / "tokenizer.json") if tokenizer.is_dir() else str(tokenizer)
+    if kind == "huggingface":
+        from tokenizers import Tokenizer
+
+        hf = Tokenizer.from_file(tokenizer_json)
+        encode = lambda b: sum(len(e.ids) for e in hf.encode_batch(b, add_special_tokens=False))  # noqa: E731
+        label = f"HF tokenizers encode_batch, {threads} threads"
+    elif kind == "gigatoken":
+        import gigatoken
+
+        giga = gigatoken.Tokenizer(tokenizer_json)
+        encode = lambda b: len(giga.encode_batch(b, parallel=threads > 1).layout.content)  # noqa: E731
+        label = f"gigatoken raw encode_batch, {threads} threads"
+    else:
+        from nemotron.data.tokenizer import load_tokenizer
+
+        ours = load_tokenizer(str(tokenizer), backend="gigatoken", threads=threads)
+        encode = lambda b: len(ours.encode_batch_flat(b).ids)  # noqa: E731
+        label = f"nemotron TextTokenizer (gigatoken) encode_batch_flat, {threads} threads"
+    encode(batches[0][:8])  # warm-up: thread pool start, first-call setup
+    tokens = 0
+    started = time.perf_counter()
+    for batch in batches:
+        tokens += encode(batch)
+    seconds = time.perf_counter() - started
+    return {"label": label, "seconds": seconds, "tokens": tokens, "documents": len(texts),
+            "tokens_per_s": tokens / seconds}
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("tokenizers", "transformers", "gigatoken", "nemotron"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mb", type=float, default=200.0, help="MB of text to generate (default: 200)")
+    parser.add_argument("--tokenizer", type=Path, default=TINY_TOKENIZER,
+                        help="tokenizer folder with tokenizer.json (default: the shipped tiny tokenizer)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for the HF and gigatoken baselines (default: 2)")
+    parser.add_argument("--batch-docs", type=int, default=1024, help="documents per encode call in the baselines")
+    parser.add_argument("--stage-args", default="", help='extra stage overrides, e.g. "workers=2 num_shards=16"')
+    parser.add_argument("--seed", type=int, default=1234, help="seed for the sentence shuffling")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before one command counts as failed")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary corpus, blend and NEMOTRON_HOME")
+    parser.add_argument("--json", metavar="PATH", type=Path, help="also write the results as JSON to PATH")
+    parser.add_argument("--encode-only", choices=("huggingface", "gigatoken", "nemotron"), help=argparse.SUPPRESS)
+    parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.encode_only:
+        print(json.dumps(encode_only(args.encode_only, args.corpus, args.tokenizer, args.threads, args.batch_docs)))
+        return 0
+    if args.mb <= 0 or args.threads < 1 or args.batch_docs < 1:
+        parser.error("--mb must be > 0, --threads and --batch-docs >= 1")
+    tokenizer = args.tokenizer.expanduser().resolve()
+
+    tmp = Path(tempfile.mkdtemp(prefix="nemotron-bench-data-"))
+    try:
+        corpus = tmp / "bench.jsonl"
+        started = time.perf_counter()
+        documents, text_bytes = write_corpus(corpus, int(args.mb * 1e6), args.seed)
+        blend = tmp / "blend.json"
+        blend.write_text(json.dumps({"datasets": [{"name": "bench", "path": str(corpus), "weight": 1.0}]}))
+        print(f"python:    {sys.executable} ({platform.python_version()}), {os.cpu_count()} CPUs")
+        print(f"tokenizer: {tokenizer}")
+        print(f"corpus:    {corpus} ({documents:,} documents, {text_bytes / 1e6:,.1f} MB of text, "
+              f"written in {time.perf_counter() - started:.1f} s)\n", flush=True)
+        try:
+            results = []
+            for kind in ("huggingface", "gigatoken", "nemotron"):
+                results.append(measure_encoder(kind, corpus, tokenizer, args.threads, args.batch_docs, tmp,
+                                               args.timeout))
+                print(f"  measured {results[-1]['label']}", flush=True)
+            hf, giga, ours = results
+            results.append(measure_stage(blend, tokenizer, shlex.split(args.stage_args), tmp, args.timeout))
+            stage = results[-1]
+            print(f"  measured stage end to end ({stage['backend']} backend)\n", flush=True)
+        except CommandFailed as exc:
+            print(f"\nERROR: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"{'':2}{'measurement':<64}{'seconds':>9}{'tokens':>14}{'tokens/s':>14}")
+    for r in (stage, hf, giga, ours):
+        print(f"  {r['label']:<64}{r['seconds']:9.2f}{r['tokens']:14,}{r['tokens_per_s']:14,.0f}")
+    ratios = {
+        "stage_over_hf": stage["tokens_per_s"] / hf["tokens_per_s"],
+        "stage_over_gigatoken": stage["tokens_per_s"] / giga["tokens_per_s"],
+        "gigatoken_over_hf": giga["tokens_per_s"] / hf["tokens_per_s"],
+        "nemotron_wrapper_over_gigatoken": ours["tokens_per_s"] / giga["tokens_per_s"],
+    }
+    print("\nRatios (tokens/s)")
+    print(f"  stage / HF                    {ratios['stage_over_hf']:8.2f}x")
+    print(f"  stage / gigatoken raw         {ratios['stage_over_gigatoken']:8.3f}x")
+    print(f"  gigatoken raw / HF            {ratios['gigatoken_over_hf']:8.2f}x")
+    print(f"  nemotron wrapper / gigatoken  {ratios['nemotron_wrapper_over_gigatoken']:8.3f}x")
+    # The stage appends one end-of-document token per document; the encoders do not.
+    counts_agree = hf["tokens"] == giga["tokens"] == ours["tokens"] == stage["tokens"] - stage["documents"]
+    print(f"\ntoken counts agree (stage minus one EOD per document): {'yes' if counts_agree else 'NO'}")
+    goal = "PASS" if ratios["stage_over_hf"] >= GOAL_STAGE_OVER_HF else "MISS"
+    print(f"goal: stage >= {GOAL_STAGE_OVER_HF:.0f}x HF ({args.threads} threads): {goal}")
+
+    if args.json:
+        payload = {
+            "python": sys.executable, "python_version": platform.python_version(), "platform": platform.platform(),
+            "cpus": os.cpu_count(), "versions": versions(), "tokenizer": str(tokenizer),
+            "corpus": {"documents": documents, "text_bytes": text_bytes, "seed": args.seed},
+            "threads": args.threads, "batch_docs": args.batch_docs, "stage_args": args.stage_args,
+            "results": {"stage": stage, "huggingface": hf, "gigatoken": giga, "nemotron_wrapper": ours},
+            "ratios": ratios, "token_counts_agree": counts_agree,
+            "goal": {"stage_over_hf_at_least": GOAL_STAGE_OVER_HF, "verdict": goal},
+        }
+        write_json(args.json, payload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

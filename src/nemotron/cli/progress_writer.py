@@ -1,0 +1,56 @@
+"""Show a job's `progress: i/n ...` log lines as one redrawn progress bar on a terminal."""
+
+from __future__ import annotations
+
+import re
+from typing import TextIO
+
+PROGRESS = re.compile(r"^progress: (\d+)/(\d+) (\w+), (.*)$")
+BAR_WIDTH = 24
+
+
+class ProgressAwareWriter:
+    """A text sink for `follow`: plain pass-through, except progress lines on a TTY become a bar."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.pending = ""  # a partial line not yet terminated by a newline
+        self.bar_shown = False
+
+    def write(self, text: str) -> None:
+        lines = (self.pending + text).split("\n")
+        self.pending = lines.pop()
+        for line in lines:
+            match = PROGRESS.match(line) if self.tty else None
+            if match:
+                self._bar(int(match.group(1)), int(match.group(2)), match.group(3), match.group(4))
+            else:
+                self._clear()
+                self.out.write(line + "\n")
+
+    def flush(self) -> None:
+        if self.pending and not self.tty:
+            self.out.write(self.pending)
+            self.pending = ""
+        self.out.flush()
+
+    def close(self) -> None:
+        """End the bar's line and write any unterminated text."""
+        if self.bar_shown:
+            self.out.write("\n")
+            self.bar_shown = False
+        if self.pending:
+            self.out.write(self.pending + "\n")
+            self.pending = ""
+        self.out.flush()
+
+    def _bar(self, done: int, total: int, unit: str, rest: str) -> None:
+        filled = BAR_WIDTH * done // max(total, 1)
+        self.out.write(f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total} {unit} · {rest}\033[K")
+        self.bar_shown = True
+
+    def _clear(self) -> None:
+        if self.bar_shown:
+            self.out.write("\r\033[K")
+            self.bar_shown = False
