@@ -79,9 +79,9 @@ def run_shards(request: PrepRequest, load_tokenizer: Callable[[], TextTokenizer]
 
     Returns how many items were (re)done. `only` lets a Slurm array task take its share.
     """
-    from megatron.core.datasets.indexed_dataset import DType
+    from nemotron.data.indexed_writer import token_dtype
 
-    dtype = DType.optimal_dtype(vocab_size)
+    dtype = token_dtype(vocab_size)
     items = plan_work(request.blend, request.num_shards, sample=request.settings.sample)
     specs = {spec.name: spec for spec in request.blend.datasets}
     _refuse_other_settings(request)

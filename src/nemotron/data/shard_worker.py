@@ -39,7 +39,8 @@ def process_item(item: WorkItem, spec: DatasetSpec, settings: ShardSettings, tok
                  data_dir: Path, dtype: type) -> ShardReceipt:
     """Write the item's split files (temporary names, then renamed) and its receipt (last)."""
     import numpy as np
-    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+
+    from nemotron.data.indexed_writer import IndexedWriter
 
     started = time.perf_counter()
     inputs = fingerprint(item.ranges)
@@ -50,7 +51,7 @@ def process_item(item: WorkItem, spec: DatasetSpec, settings: ShardSettings, tok
         prefix.parent.mkdir(parents=True, exist_ok=True)
         for stale in prefix.parent.glob(f"{prefix.name}.*.tmp*"):  # left by a killed earlier run
             stale.unlink(missing_ok=True)
-        builders[split] = IndexedDatasetBuilder(f"{prefix}.bin{tag}", dtype=dtype)
+        builders[split] = IndexedWriter(f"{prefix}.bin{tag}", dtype)
     receipt = ShardReceipt(item.id, settings.settings_hash, inputs, {s: SplitOutput() for s in SPLITS})
     batch: list[tuple[str, str]] = []
 
@@ -69,7 +70,7 @@ def process_item(item: WorkItem, spec: DatasetSpec, settings: ShardSettings, tok
                     receipt.truncated += 1
                 if settings.append_eod:
                     ids = np.concatenate([ids, eod])
-            builders[split].add_document(ids, [len(ids)])
+            builders[split].add_document(ids)
             out = receipt.splits[split]
             out.documents += 1
             out.tokens += len(ids)

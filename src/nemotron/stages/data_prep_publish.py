@@ -17,16 +17,14 @@ from nemotron.stages.runtime import JobContext
 def publish_pretrain_data(registry: FileRegistry, mirrors: list[Mirror], staging: Staging, plan: DataPrepPlan,
                           result: PrepResult, context: JobContext, stage: str) -> Artifact:
     """Publish blend.json (in the version) referencing the shards in place (no copies)."""
-    import numpy as np
-    from megatron.core.datasets.indexed_dataset import DType
-
     import nemotron
+    from nemotron.data.indexed_writer import token_dtype
 
     request = plan.request
     settings = request.settings
     counts = lambda stats: TokenCounts(**asdict(stats))  # noqa: E731
     metadata = PretrainDataMeta(
-        dtype=np.dtype(DType.optimal_dtype(plan.tokenizer.vocab_size)).name,
+        dtype=token_dtype(plan.tokenizer.vocab_size).name,
         splits={split: counts(s) for split, s in result.totals().items()},
         tokenizer=TokenizerInfo(**plan.tokenizer.identity()),
         datasets={name: {split: counts(s) for split, s in per.items()} for name, per in result.stats.items()},
