@@ -62,6 +62,7 @@ def check_artifact(artifact_dir: Path, job_name: str) -> None:
     assert record["name"] == ARTIFACT
     assert record["kind"] == "pretrain-data"
     assert record["lineage"]["job_name"] == job_name
+    assert {"nemotron", "tokenizers", "numpy"} <= set(record["lineage"]["packages"])  # library versions
     assert record["files"]["blend"] == "blend.json"
     blend = json.loads((artifact_dir / "blend.json").read_text())
     assert set(blend) == {"train", "valid", "test"}

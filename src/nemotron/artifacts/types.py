@@ -84,6 +84,7 @@ class Lineage:
     git_commit: str | None = None
     package_version: str | None = None
     inputs: tuple[str, ...] = ()  # exact refs of consumed artifacts, source files, tokenizers
+    packages: dict[str, str] = field(default_factory=dict)  # versions of the libraries that did the work
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -92,7 +93,20 @@ class Lineage:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Lineage:
-        return cls(**{**data, "inputs": tuple(data.get("inputs", ()))})
+        return cls(**{**data, "inputs": tuple(data.get("inputs", ())), "packages": dict(data.get("packages", {}))})
+
+
+def installed_versions(*names: str) -> dict[str, str]:
+    """Versions of the named distributions that are installed (absent ones are left out)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nemotron.artifacts import Artifact, ArtifactError, ArtifactKind, FileRegistry, Lineage
 from nemotron.artifacts.file_registry import Staging
+from nemotron.artifacts.types import installed_versions
 from nemotron.artifacts.kinds import PretrainDataMeta, TokenCounts, TokenizerInfo
 from nemotron.artifacts.mirrors import Mirror, publish_with_mirrors
 from nemotron.data.pretrain_prep import PrepResult
@@ -61,6 +62,7 @@ def publish_pretrain_data(registry: FileRegistry, mirrors: list[Mirror], staging
             git_commit=context.git_commit,
             package_version=nemotron.__version__,
             inputs=tuple(d.path for d in request.blend.datasets) + (f"tokenizer:{plan.tokenizer.name_or_path}",),
+            packages=installed_versions("nemotron", "tokenizers", "transformers", "gigatoken", "numpy", "megatron-core"),
         ),
         metadata=metadata,
         files={"blend": "blend.json"},
