@@ -1,0 +1,1 @@
+"""Pretraining on megatron-core: model config, model building, process groups and the CPU shim."""
