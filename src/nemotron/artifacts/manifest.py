@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from nemotron.artifacts.errors import ArtifactError
+from nemotron.checksums import sha256_file
 
 HASH_LIMIT_BYTES = 64 * 1024 * 1024  # files up to this size get a sha256; larger ones size + mtime
-_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -98,14 +97,6 @@ def format_size(size: int) -> str:
             return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f}".removesuffix(".0") + f" {unit}"
         value /= 1024
     raise AssertionError("unreachable")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _entry(path: Path, key: str, hash_limit: int) -> ManifestEntry:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nemotron.checksums import sha256_file
 from nemotron.data.sources import SourceRange
 
 
@@ -66,14 +66,6 @@ def fingerprint(ranges: tuple[SourceRange, ...]) -> list[InputFingerprint]:
             stat = os.stat(path)
             found.append(InputFingerprint(path, stat.st_size, stat.st_mtime_ns))
     return found
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def receipt_path(data_dir: Path, item_id: str) -> Path:

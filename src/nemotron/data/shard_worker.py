@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Callable
 
 from nemotron.data.blend_spec import DatasetSpec
-from nemotron.data.receipts import ShardReceipt, SplitOutput, fingerprint, sha256_file, write_receipt
+from nemotron.checksums import sha256_file
+from nemotron.data.receipts import ShardReceipt, SplitOutput, fingerprint, write_receipt
 from nemotron.data.shard_plan import WorkItem
 from nemotron.data.sources import iter_records
 from nemotron.data.splits import SPLITS, SplitFractions
