@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from nemotron.cli.output import fail, literal
+from nemotron.cli.output import columns, fail, literal
 
 if TYPE_CHECKING:
     from nemotron.artifacts import Artifact, FileRegistry
@@ -44,13 +44,6 @@ def _kind(text: str):
         raise ArtifactError(f"unknown artifact kind {text!r}; kinds: {', '.join(KINDS)}") from None
 
 
-def _table(rows: list[tuple[str, ...]]) -> None:
-    """Plain aligned columns (like squeue): nothing is truncated in pipes or narrow terminals."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        literal("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
-
-
 def _produced_by(artifact: Artifact) -> str:
     lineage = artifact.lineage
     job = f" {lineage.job_name}" if lineage.job_name else ""
@@ -72,7 +65,7 @@ def list_artifacts(
     for artifact in artifacts:
         aliases = ",".join(registry.aliases_of(artifact)) or "-"
         rows.append((artifact.ref, artifact.kind.value, artifact.created_at, aliases, _produced_by(artifact)))
-    _table(rows)
+    columns(rows)
 
 
 @app.command()

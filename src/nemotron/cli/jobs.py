@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from nemotron.cli.output import console, fail, literal
+from nemotron.cli.output import columns, console, fail, literal
 
 app = typer.Typer(
     help="Follow and control jobs submitted with --run/--batch.\n\n"
@@ -27,10 +27,7 @@ def list_jobs(limit: int = typer.Option(20, "-n", "--limit", help="how many rece
         except Exception as err:  # one unreachable cluster must not hide the other jobs
             state = f"? ({err})"
         rows.append((record.name, record.job_id, record.stage, record.profile or "-", record.submitted_at, state))
-    # plain aligned columns (like squeue): nothing is truncated in pipes or narrow terminals
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        literal("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    columns(rows)
 
 
 @app.command()
@@ -62,18 +59,15 @@ def logs(
     """Print a job's log.\n\nExample: nemotron jobs logs nano3-data-prep-pretrain-20261122-101500-a1b2 -f"""
     import sys
 
-    from nemotron.execution.follow import follow as follow_job
     from nemotron.execution.launcher import control_for
     from nemotron.execution.records import find_record
 
     record = find_record(job)
     control = control_for(record)
     if follow:
-        from nemotron.cli.progress_writer import ProgressAwareWriter
+        from nemotron.cli.progress_writer import follow_to_stdout
 
-        writer = ProgressAwareWriter(sys.stdout)
-        state = follow_job(control, record, out=writer)  # type: ignore[arg-type]
-        writer.close()
+        state = follow_to_stdout(control, record)
         if state.exit_code:
             fail(f"job {record.name} ended {state.value}")
         raise typer.Exit(state.exit_code)

@@ -39,15 +39,10 @@ def launch_stage(
 
 
 def _attach(control, record, *, cancel_on_interrupt: bool) -> int:
-    import sys
+    from nemotron.cli.progress_writer import follow_to_stdout
 
-    from nemotron.cli.progress_writer import ProgressAwareWriter
-    from nemotron.execution.follow import follow
-
-    writer = ProgressAwareWriter(sys.stdout)
     try:
-        state = follow(control, record, out=writer)  # type: ignore[arg-type]
-        writer.close()
+        state = follow_to_stdout(control, record)
     except KeyboardInterrupt:
         if cancel_on_interrupt:
             control.cancel(record)

@@ -15,6 +15,13 @@ def fail(message: str) -> None:
     sys.stderr.flush()
 
 
+def columns(rows: list[tuple[str, ...]]) -> None:
+    """Plain aligned columns (like squeue): nothing is truncated in pipes or narrow terminals."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        literal("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+
+
 def literal(text: str) -> None:
     """Write text exactly as is (scripts, YAML, logs): no wrapping, no markup."""
     sys.stdout.write(text if text.endswith("\n") else text + "\n")

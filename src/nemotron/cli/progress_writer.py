@@ -9,6 +9,18 @@ PROGRESS = re.compile(r"^progress: (\d+)/(\d+) (\w+), (.*)$")
 BAR_WIDTH = 24
 
 
+def follow_to_stdout(control, record):
+    """Stream a job's log to stdout (progress lines as a bar on a terminal) until it ends; its state."""
+    import sys
+
+    from nemotron.execution.follow import follow
+
+    writer = ProgressAwareWriter(sys.stdout)
+    state = follow(control, record, out=writer)  # type: ignore[arg-type]
+    writer.close()
+    return state
+
+
 class ProgressAwareWriter:
     """A text sink for `follow`: plain pass-through, except progress lines on a TTY become a bar."""
 
