@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nemotron.artifacts.errors import ArtifactError
+from nemotron.data.errors import DataError
+from nemotron.data.indexed_format import DTYPE_NAMES, DTYPE_SIZES, HEADER
+from nemotron.data.megatron_blend import read_blend
 
 BLEND_FILE = "blend.json"
 CHECKPOINT_TRACKER = "latest_checkpointed_iteration.txt"  # Megatron's "which iteration is latest"
 DIST_METADATA = "metadata.json"  # written by megatron.core.dist_checkpointing into each checkpoint
-_IDX_MAGIC = b"MMIDIDX\x00\x00"
-_IDX_DTYPES = {1: "uint8", 2: "int8", 3: "int16", 4: "int32", 5: "int64", 6: "float64", 7: "float32", 8: "uint16"}
-_DTYPE_SIZES = {"uint8": 1, "int8": 1, "int16": 2, "int32": 4, "int64": 8, "float64": 8, "float32": 4, "uint16": 2}
 _ITER_DIR = re.compile(r"^iter_([0-9]+)$")
 
 
@@ -32,27 +32,12 @@ class IndexedFile:
 
 
 def blend_prefixes(blend_file: Path) -> dict[str, list[Path]]:
-    """split -> absolute data prefixes of a per-split blend.json (`{"train": [w, prefix, ...]}`)."""
+    """split -> absolute data prefixes of a per-split blend.json, for the splits that have data."""
     try:
-        raw = json.loads(blend_file.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ArtifactError(f"cannot read {blend_file}: {err}") from None
-    if not isinstance(raw, dict):
-        raise ArtifactError(
-            f"{blend_file} is not a per-split Megatron blend: expected "
-            '{"train": [weight, prefix, ...], "valid": ..., "test": ...}'
-        )
-    result: dict[str, list[Path]] = {}
-    for split, entries in raw.items():
-        if not entries:
-            continue
-        if not isinstance(entries, list) or len(entries) % 2 or not all(isinstance(p, str) for p in entries[1::2]):
-            raise ArtifactError(
-                f"{blend_file}: split {split!r} must be a list alternating weight and path prefix "
-                '(e.g. [0.5, "train/web", 0.5, "train/code"])'
-            )
-        result[split] = [(blend_file.parent / p).resolve() for p in entries[1::2]]
-    return result
+        blend = read_blend(blend_file)
+    except DataError as err:
+        raise ArtifactError(str(err)) from None
+    return {split: [Path(p) for p in entry[0]] for split, entry in blend.items() if entry}
 
 
 def read_indexed(prefix: Path) -> IndexedFile:
@@ -62,15 +47,15 @@ def read_indexed(prefix: Path) -> IndexedFile:
         if not path.is_file():
             raise ArtifactError(f"data file {path} referenced by the blend does not exist")
     with open(idx, "rb") as handle:
-        header = handle.read(len(_IDX_MAGIC) + 8 + 1 + 8 + 8)
-    if len(header) < 34 or header[:9] != _IDX_MAGIC:
+        header = handle.read(len(HEADER) + 8 + 1 + 8 + 8)
+    if len(header) < 34 or header[:9] != HEADER:
         raise ArtifactError(f"{idx} is not a Megatron index file (bad header)")
     _version, code, sequences, doc_count = struct.unpack("<QBQQ", header[9:34])
-    dtype = _IDX_DTYPES.get(code)
+    dtype = DTYPE_NAMES.get(code)
     if dtype is None:
         raise ArtifactError(f"{idx} has unknown dtype code {code}")
     size = bin_.stat().st_size
-    return IndexedFile(prefix, dtype, sequences, max(doc_count - 1, 0), size // _DTYPE_SIZES[dtype], size)
+    return IndexedFile(prefix, dtype, sequences, max(doc_count - 1, 0), size // DTYPE_SIZES[dtype], size)
 
 
 def is_checkpoint_dir(path: Path) -> bool:

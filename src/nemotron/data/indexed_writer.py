@@ -1,12 +1,7 @@
 """Write Megatron's indexed dataset format (.bin + .idx) without importing megatron-core.
 
 Importing megatron-core costs seconds per worker process (it pulls in torch and its model code),
-more than tokenizing a shard takes; the format itself is small. As megatron-core 0.16's
-`IndexedDataset` reads it:
-  .bin  the token ids of every sequence, back to back, in the index's dtype;
-  .idx  b"MMIDIDX\\x00\\x00", u64 version (1), u8 dtype code, u64 sequence count, u64 length of the
-        document index, int32 sequence lengths, int64 sequence byte offsets, int64 document
-        index (0, then the sequence count at the end of each document). All little-endian.
+more than tokenizing a shard takes; the format itself is small (see indexed_format.py).
 tests/data/test_indexed_writer.py checks the bytes against megatron-core's own builder.
 """
 
@@ -17,12 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-HEADER = b"MMIDIDX\x00\x00"
-VERSION = 1
-DTYPE_CODES = {
-    np.dtype(np.uint8): 1, np.dtype(np.int8): 2, np.dtype(np.int16): 3, np.dtype(np.int32): 4,
-    np.dtype(np.int64): 5, np.dtype(np.float64): 6, np.dtype(np.float32): 7, np.dtype(np.uint16): 8,
-}
+from nemotron.data.indexed_format import DTYPE_CODES, HEADER, VERSION
+
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -35,7 +26,7 @@ class IndexedWriter:
 
     def __init__(self, bin_path: str | Path, dtype: np.dtype) -> None:
         self.dtype = np.dtype(dtype)
-        if self.dtype not in DTYPE_CODES:
+        if self.dtype.name not in DTYPE_CODES:
             raise ValueError(f"unsupported token dtype {self.dtype}")
         self._bin = open(bin_path, "wb")
         self._lengths: list[int] = []
@@ -54,7 +45,7 @@ class IndexedWriter:
         with open(idx_path, "wb") as idx:
             idx.write(HEADER)
             idx.write(struct.pack("<Q", VERSION))
-            idx.write(struct.pack("<B", DTYPE_CODES[self.dtype]))
+            idx.write(struct.pack("<B", DTYPE_CODES[self.dtype.name]))
             idx.write(struct.pack("<Q", len(lengths)))
             idx.write(struct.pack("<Q", len(document_index)))
             idx.write(lengths.tobytes(order="C"))

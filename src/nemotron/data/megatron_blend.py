@@ -35,14 +35,27 @@ def read_blend(path: str | Path) -> dict[str, SplitBlend | None]:
         raw = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise DataError(f"cannot read blend {path}: {err}") from None
+    if not isinstance(raw, dict):
+        raise DataError(
+            f"{path} is not a per-split Megatron blend: expected "
+            '{"train": [weight, prefix, ...], "valid": ..., "test": ...}'
+        )
+    for split, entries in raw.items():
+        if entries and (not isinstance(entries, list) or len(entries) % 2
+                        or not all(isinstance(p, str) for p in entries[1::2])):
+            raise DataError(
+                f"blend {path}: split {split!r} must alternate weight and prefix; it must be a list "
+                'alternating weight and path prefix (e.g. [0.5, "train/web", 0.5, "train/code"])'
+            )
+    unknown = sorted(set(raw) - set(SPLITS))
+    if unknown:
+        raise DataError(f"blend {path}: unknown split(s) {', '.join(unknown)}; a per-split blend has {', '.join(SPLITS)}")
     result: dict[str, SplitBlend | None] = {}
     for split in SPLITS:
         entries = raw.get(split)
         if not entries:
             result[split] = None
             continue
-        if len(entries) % 2:
-            raise DataError(f"blend {path}: split {split!r} must alternate weight and prefix")
         weights = [float(w) for w in entries[0::2]]
         prefixes = [str((path.parent / p).resolve()) for p in entries[1::2]]
         result[split] = (prefixes, weights)
