@@ -17,7 +17,7 @@ import pytest
 from nemotron.data.blend_spec import load_blend_spec
 from nemotron.data.errors import DataError
 from nemotron.data.megatron_blend import read_blend, write_blend
-from nemotron.data.pretrain_prep import PrepRequest, finalize, run_shards
+from nemotron.data.pretrain_prep import PrepRequest, ShardRun, finalize, run_shards
 from nemotron.data.receipts import ShardReceipt, receipt_path
 from nemotron.data.shard_plan import plan_work
 from nemotron.data.shard_worker import ShardSettings, shard_prefix
@@ -228,7 +228,7 @@ def test_blend_json_lists_every_shard_with_token_weighted_dataset_weights(prepar
         assert blends[split][1] == raw[split][0::2]
     # without prefixes_relative_to, prefixes are absolute
     absolute = data_dir.parent / "absolute-blend.json"
-    finalize(request, absolute, 0, time.perf_counter(), log=lambda _: None)
+    finalize(request, absolute, ShardRun(), time.perf_counter(), log=lambda _: None)
     raw_abs = json.loads(absolute.read_text())
     assert raw_abs["train"][1::2] == [str(data_dir / p) for p in raw["train"][1::2]]
     assert raw_abs["train"][0::2] == raw["train"][0::2]
@@ -240,7 +240,7 @@ def test_a_relative_data_folder_gives_absolute_prefixes(prepared, blend, tmp_pat
     monkeypatch.chdir(tmp_path)
     elsewhere = tmp_path / "published" / "blend.json"
     elsewhere.parent.mkdir()
-    finalize(make_request(blend, Path("relative-data")), elsewhere, 0, time.perf_counter(), log=lambda _: None)
+    finalize(make_request(blend, Path("relative-data")), elsewhere, ShardRun(), time.perf_counter(), log=lambda _: None)
     for split, (prefixes, _) in read_blend(elsewhere).items():
         for prefix in prefixes:
             assert prefix.startswith(str(tmp_path / "relative-data" / split)), prefix
@@ -258,7 +258,7 @@ def test_megatron_gpt_datasets_build_from_the_blend(prepared, blend, tokenizer, 
     shutil.copytree(request.data_dir, data_dir)  # megatron writes index caches next to the data (path_to_cache None)
     # the copied folder's receipts still hold: finalize accepts it and writes its own blend.json
     copy_request = make_request(blend, data_dir)
-    finalize(copy_request, data_dir / "blend.json", 0, time.perf_counter(), log=lambda _: None,
+    finalize(copy_request, data_dir / "blend.json", ShardRun(), time.perf_counter(), log=lambda _: None,
              prefixes_relative_to=data_dir)
     megatron_tokenizer = MegatronTokenizer.from_pretrained(
         tokenizer_path=str(TINY_TOKENIZER), metadata_path={"library": "huggingface"}
@@ -339,12 +339,12 @@ def test_rerun_skips_finished_shards_and_finalize_refuses_a_missing_one(prepared
     item = plan_work(blend, NUM_SHARDS)[1]
     receipt_path(data_dir, item.id).unlink()
     with pytest.raises(DataError, match=re.escape(f"shard {item.id} in {data_dir} is missing")):
-        finalize(make_request(blend, data_dir), data_dir / "blend.json", 0, time.perf_counter(), log=lambda _: None)
+        finalize(make_request(blend, data_dir), data_dir / "blend.json", ShardRun(), time.perf_counter(), log=lambda _: None)
     # a different settings hash does not trust the receipts either
     other = make_request(blend, data_dir, append_eod=False)
     assert other.settings.settings_hash != request.settings.settings_hash
     with pytest.raises(DataError, match="missing or does not match its receipt"):
-        finalize(other, data_dir / "blend.json", 0, time.perf_counter(), log=lambda _: None)
+        finalize(other, data_dir / "blend.json", ShardRun(), time.perf_counter(), log=lambda _: None)
 
 
 # -- small inputs: options and edge cases ------------------------------------------------

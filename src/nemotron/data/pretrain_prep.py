@@ -60,6 +60,15 @@ class PrepResult:
         return out
 
 
+@dataclass
+class ShardRun:
+    """What `run_shards` did in this process: shards tokenized now, and the receipts it checked or wrote
+    (so `finalize` need not hash those shards again)."""
+
+    done_now: int = 0
+    receipts: dict[str, ShardReceipt] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class PrepRequest:
     """One data prep run: inputs, shard plan size, settings, where, and how many workers."""
@@ -74,10 +83,10 @@ class PrepRequest:
 
 
 def run_shards(request: PrepRequest, load_tokenizer: Callable[[], TextTokenizer], vocab_size: int,
-               log: Callable[[str], None] = print, only: Callable[[int], bool] = lambda i: True) -> int:
+               log: Callable[[str], None] = print, only: Callable[[int], bool] = lambda i: True) -> ShardRun:
     """Tokenize the planned items that `only(index)` selects and that lack a valid receipt.
 
-    Returns how many items were (re)done. `only` lets a Slurm array task take its share.
+    `only` lets a Slurm array task take its share.
     """
     from nemotron.data.indexed_writer import token_dtype
 
@@ -86,17 +95,28 @@ def run_shards(request: PrepRequest, load_tokenizer: Callable[[], TextTokenizer]
     specs = {spec.name: spec for spec in request.blend.datasets}
     _refuse_other_settings(request)
     mine = [item for index, item in enumerate(items) if only(index)]
-    pending = [item for item in mine if request.force or not _valid(request, item)]
+    run = ShardRun()
+    if not request.force:
+        for item in mine:
+            if (receipt := _valid(request, item)) is not None:
+                run.receipts[item.id] = receipt
+    pending = [item for item in mine if item.id not in run.receipts]
     log(f"{len(items)} shards planned, {len(mine) - len(pending)} of {len(mine)} already done, "
         f"{len(pending)} to do with {min(request.workers, max(len(pending), 1))} worker(s)")
     if not pending:
-        return 0
+        return run
     jobs = [(item, specs[item.dataset], request.settings, request.data_dir, dtype) for item in pending]
     progress = _Progress(len(pending), log)
+
+    def done(receipt: ShardReceipt) -> None:
+        run.receipts[receipt.item_id] = receipt
+        run.done_now += 1
+        progress.done(receipt)
+
     if request.workers <= 1 or len(pending) == 1:
         tokenizer = load_tokenizer()
         for item, spec, settings, data_dir, dt in jobs:
-            progress.done(process_item(item, spec, settings, tokenizer, data_dir, dt))
+            done(process_item(item, spec, settings, tokenizer, data_dir, dt))
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -110,25 +130,27 @@ def run_shards(request: PrepRequest, load_tokenizer: Callable[[], TextTokenizer]
             futures = [pool.submit(run_in_worker, job) for job in jobs]
             try:
                 for future in as_completed(futures):
-                    progress.done(future.result())
+                    done(future.result())
             except BrokenProcessPool as err:
                 raise DataError(f"a data prep worker died ({err}); re-run the stage to resume") from None
-    return len(pending)
+    return run
 
 
-def finalize(request: PrepRequest, blend_file: Path, shards_done_now: int, started: float,
+def finalize(request: PrepRequest, blend_file: Path, run: ShardRun, started: float,
              log: Callable[[str], None] = print, prefixes_relative_to: Path | None = None) -> PrepResult:
     """Check every receipt, enforce `max_bad_records`, and write `blend_file`.
 
+    Receipts `run` checked or wrote in this process are taken as they are; the others (a Slurm
+    finalize job, or shards of other array tasks) are checked against their files here.
     Prefixes are relative to `prefixes_relative_to` (the folder blend.json will finally live in,
     when that differs from where it is written), or absolute when it is None.
     """
     items = plan_work(request.blend, request.num_shards, sample=request.settings.sample)
-    result = PrepResult(request.data_dir, len(items), shards_done_now)
+    result = PrepResult(request.data_dir, len(items), run.done_now)
     per_split: dict[str, list[tuple[float, str]]] = {split: [] for split in SPLITS}
     receipts: dict[str, ShardReceipt] = {}
     for item in items:
-        receipt = _valid(request, item)
+        receipt = run.receipts.get(item.id) or _valid(request, item)
         if receipt is None:
             raise DataError(
                 f"shard {item.id} in {request.data_dir} is missing or does not match its receipt; "

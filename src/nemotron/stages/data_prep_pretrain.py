@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     from nemotron.artifacts import FileRegistry, default_registry_root
     from nemotron.stages.data_prep_publish import publish_pretrain_data, unchanged_version
     from nemotron.stages.data_prep_request import build_request
-    from nemotron.data.pretrain_prep import finalize, run_shards
+    from nemotron.data.pretrain_prep import ShardRun, finalize, run_shards
     from nemotron.stages.runtime import load_stage_config
 
     from nemotron.artifacts.mirrors import mirrors_from_environment
@@ -71,19 +71,19 @@ def main(argv: list[str] | None = None) -> None:
     print(f"data prep: {len(request.blend.datasets)} dataset(s) from {request.blend.source}, tokenizer "
           f"{plan.tokenizer.name_or_path}, data folder {request.data_dir}", flush=True)
     log = lambda message: print(message, flush=True)  # noqa: E731
-    done_now = 0
+    shards = ShardRun()
     if context.phase in (None, "shards"):
         task, tasks = context.array_index, context.array_count
-        done_now = run_shards(request, plan.load_tokenizer, plan.tokenizer.vocab_size, log=log,
-                              only=lambda index: index % tasks == task)
+        shards = run_shards(request, plan.load_tokenizer, plan.tokenizer.vocab_size, log=log,
+                             only=lambda index: index % tasks == task)
         if context.phase == "shards":
-            print(f"array task {task + 1}/{tasks}: {done_now} shard(s) tokenized", flush=True)
+            print(f"array task {task + 1}/{tasks}: {shards.done_now} shard(s) tokenized", flush=True)
             return
     with registry.staging(plan.artifact_name) as staging:
         # blend.json moves from the staging folder to <name>/vN: prefixes relative to any vN folder
         inside_registry = request.data_dir.is_relative_to(registry.root / plan.artifact_name)
         relative_to = registry.root / plan.artifact_name / "v1" if inside_registry else None
-        result = finalize(request, staging.path / "blend.json", done_now, started, log=log,
+        result = finalize(request, staging.path / "blend.json", shards, started, log=log,
                           prefixes_relative_to=relative_to)
         current = unchanged_version(registry, plan, staging.path / "blend.json")
         if current is not None and not request.force:
