@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from nemotron.cli.stage_command import EXTRA_ARGS, make_stage_command, stage_epilog
-from nemotron.stages.catalog import NANO3_DATA_PREP_PRETRAIN
+from nemotron.stages.catalog import NANO3_DATA_PREP_PRETRAIN, NANO3_PRETRAIN
 
 HELP = {"help_option_names": ["-h", "--help"]}
 
@@ -26,3 +26,4 @@ def _register(group: typer.Typer, name: str, spec, usage: str) -> None:
 
 
 _register(prep_app, "pretrain", NANO3_DATA_PREP_PRETRAIN, "nemotron nano3 data prep pretrain")
+_register(app, "pretrain", NANO3_PRETRAIN, "nemotron nano3 pretrain")

@@ -24,14 +24,25 @@ class StageSpec:
     # Config key holding the Slurm array size of a stage that runs as "shards" array + "finalize"
     # (the stage takes `--phase shards|finalize`); 0 or absent in the config: one job.
     array_config_key: str | None = None
+    # "module:function(config, profile)" raising ConfigError for a config the profile cannot run
+    preflight: str | None = None
 
     @property
     def config_dir(self) -> Path:
         return recipes_root() / self.config_subdir
 
     def load_schema(self) -> type:
-        module_name, _, class_name = self.schema.partition(":")
-        return getattr(importlib.import_module(module_name), class_name)
+        return _load(self.schema)
+
+    def run_preflight(self, config: object, profile: object) -> None:
+        """Check the typed config against the profile's processes (no-op for stages without a preflight)."""
+        if self.preflight:
+            _load(self.preflight)(config, profile)
+
+
+def _load(target: str):
+    module_name, _, name = target.partition(":")
+    return getattr(importlib.import_module(module_name), name)
 
 
 NANO3_DATA_PREP_PRETRAIN = StageSpec(
@@ -44,6 +55,17 @@ NANO3_DATA_PREP_PRETRAIN = StageSpec(
     array_config_key="array_tasks",
 )
 
+NANO3_PRETRAIN = StageSpec(
+    key="pretrain",
+    family="nano3",
+    title="Pretrain a GPT model with megatron-core on a pretrain-data artifact",
+    entry_module="nemotron.stages.pretrain",
+    config_subdir="nano3/stage0_pretrain/config",
+    schema="nemotron.training.run_config:TrainingRunConfig",
+    single_task=False,
+    preflight="nemotron.training.preflight:check_training_run",
+)
+
 STAGES: dict[str, StageSpec] = {
-    f"{spec.family}/{spec.key}": spec for spec in (NANO3_DATA_PREP_PRETRAIN,)
+    f"{spec.family}/{spec.key}": spec for spec in (NANO3_DATA_PREP_PRETRAIN, NANO3_PRETRAIN)
 }

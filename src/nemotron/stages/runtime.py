@@ -53,6 +53,10 @@ def load_stage_config(argv: list[str] | None, schema: type[T], stage: str,
     return config, context
 
 
+class StageFailure(Exception):
+    """A stage ended for a reason its message explains fully (e.g. training diverged): one line, exit 1."""
+
+
 def run_stage(main: Callable[[], None]) -> None:
     """Run a stage's main; known input errors end the process with one line and exit code 1."""
     from nemotron.quiet import silence_megatron_fallback_warnings
@@ -64,6 +68,6 @@ def run_stage(main: Callable[[], None]) -> None:
 
     try:
         main()
-    except (ConfigError, DataError, ArtifactError) as err:
+    except (ConfigError, DataError, ArtifactError, StageFailure) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         sys.exit(1)

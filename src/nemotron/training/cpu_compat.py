@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import types
 
 import torch
 from megatron.core import package_info
+from megatron.core.pipeline_parallel import schedules
 from megatron.core.fusions import fused_softmax
 from megatron.core.tensor_parallel import random as mcore_random
 from megatron.core.transformer import utils as transformer_utils
@@ -69,6 +71,9 @@ def enable_cpu_compat() -> bool:
     # (add: torch.cuda.get_rng_state; fork: _get/_set_cuda_rng_state). The replacement installs a
     # tracker that keeps the same named states as CPU generator states.
     mcore_random.initialize_rng_tracker = _initialize_cpu_rng_tracker
+    # The forward-backward schedules count tokens in torch.zeros([], dtype=torch.int, device="cuda");
+    # the schedules module alone sees a torch whose zeros() puts such tensors on the CPU.
+    schedules.torch = _TorchWithCpuZeros("torch")
     if mcore_random._CUDA_RNG_STATE_TRACKER_INITIALIZED and not isinstance(
         mcore_random._CUDA_RNG_STATE_TRACKER, CpuRNGStatesTracker
     ):
@@ -89,6 +94,19 @@ def _cpu_synchronize(device: object = None) -> None:
 def _cpu_default_causal_mask(sq: int) -> torch.Tensor:
     """The [sq, sq] causal mask (True above the diagonal = masked out), built on the CPU."""
     return torch.ones(sq, sq, dtype=torch.bool).triu(diagonal=1)
+
+
+class _TorchWithCpuZeros(types.ModuleType):
+    """torch as the pipeline schedules see it: `zeros(..., device="cuda")` allocates on the CPU."""
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(torch, name)
+
+    @staticmethod
+    def zeros(*size: object, device: object = None, **kwargs: object) -> torch.Tensor:
+        if device is not None and str(device).startswith("cuda"):
+            device = _CPU
+        return torch.zeros(*size, device=device, **kwargs)
 
 
 class CpuRNGStatesTracker(mcore_random.CudaRNGStatesTracker):

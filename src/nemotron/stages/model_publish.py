@@ -1,0 +1,77 @@
+"""Publish a training checkpoint as a `model-checkpoint` artifact with lineage to its data artifact."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from nemotron.artifacts import Artifact, ArtifactKind, FileRegistry, Lineage
+from nemotron.artifacts.kinds import ModelCheckpointMeta, TokenizerInfo
+from nemotron.artifacts.mirrors import Mirror, publish_with_mirrors
+from nemotron.artifacts.types import installed_versions
+from nemotron.stages.runtime import JobContext
+
+CHECKPOINT_SUBDIR = "checkpoint"
+
+
+def link_tree(source: Path, target: Path) -> None:
+    """Copy a folder as hard links where the filesystem allows (free, and immune to later pruning), else bytes."""
+    for folder, _, files in os.walk(source):
+        relative = Path(folder).relative_to(source)
+        (target / relative).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            src, dst = Path(folder) / name, target / relative / name
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+
+
+def published_version(registry: FileRegistry, name: str, checkpoint) -> Artifact | None:
+    """The latest version of `name` when it was published from this very checkpoint (same folder and step)."""
+    from nemotron.artifacts import ArtifactError
+
+    try:
+        latest = registry.resolve(name)
+    except ArtifactError:
+        return None
+    same_folder = latest.metadata.get("source_checkpoint") == str(checkpoint.path)
+    return latest if same_folder and latest.metadata.get("step") == checkpoint.iteration else None
+
+
+def publish_model_checkpoint(registry: FileRegistry, mirrors: list[Mirror], name: str, checkpoint: Path,
+                             metadata: dict, context: JobContext, stage: str, *, loss: float | None) -> Artifact:
+    """Publish the checkpoint folder `checkpoint` (an iter_XXXXXXX folder) as the next version of `name`."""
+    import nemotron
+
+    state = metadata["train_state"]
+    tokenizer = metadata.get("tokenizer")
+    meta = ModelCheckpointMeta(
+        step=int(state["iteration"]),
+        tokens_seen=int(state["tokens_seen"]),
+        architecture=dict(metadata["model"]),
+        parallelism=dict(metadata["parallelism"]),
+        loss=loss,
+        format="megatron-dist",
+        tokenizer=TokenizerInfo(**tokenizer) if tokenizer else None,
+        extra={"run_name": metadata.get("run_name"), "train_iters": metadata.get("train_iters"),
+               "validation": state.get("last_eval") or {}, "source_checkpoint": str(checkpoint)},
+    )
+    inputs = tuple(ref for ref in (metadata.get("data"),) if ref)
+    if tokenizer:
+        inputs += (f"tokenizer:{tokenizer['name_or_path']}",)
+    with registry.staging(name) as staging:
+        link_tree(checkpoint, staging.path / CHECKPOINT_SUBDIR)
+        return publish_with_mirrors(
+            registry, mirrors, staging,
+            kind=ArtifactKind.MODEL_CHECKPOINT,
+            lineage=Lineage(
+                stage=stage, job_name=context.job_name, job_id=context.job_id,
+                config_sha256=context.config_sha256, git_commit=context.git_commit,
+                package_version=nemotron.__version__, inputs=inputs,
+                packages=installed_versions("nemotron", "torch", "megatron-core", "numpy"),
+            ),
+            metadata=meta,
+            files={"checkpoint": CHECKPOINT_SUBDIR},
+        )

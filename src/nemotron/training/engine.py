@@ -1,0 +1,266 @@
+"""The model, optimizer and one training/eval step, through megatron-core's forward-backward schedule.
+
+Two engines share one contract: `CpuEngine` (torch AdamW, gradients summed over data-parallel
+ranks with gloo) and `GpuEngine` (megatron-core DDP + distributed optimizer, bf16, any pipeline
+schedule). Both run megatron's `get_forward_backward_func()` with the per-token loss, so a step's
+loss is the mean over every non-masked token of the global batch, whatever the accumulation or
+data-parallel split.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Iterator, Protocol
+
+import torch
+import torch.distributed as dist
+from megatron.core import parallel_state
+from megatron.core.pipeline_parallel import get_forward_backward_func
+
+from nemotron.training.model import build_model
+from nemotron.training.model_config import ModelConfig, ParallelConfig, resolved_precision
+from nemotron.training.optimizer import OptimizerConfig, build_optimizer, clip_gradients
+from nemotron.training.parallel import DistributedContext
+
+LOSS_KEY = "lm loss"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One optimizer step: mean loss per token over the global batch, tokens counted, grad norm."""
+
+    loss: float
+    tokens: int
+    grad_norm: float
+    skipped: bool  # the update was not applied (non-finite gradients)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Mean loss per token over the evaluated batches, and its perplexity."""
+
+    loss: float
+    tokens: int
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(min(self.loss, 50.0))
+
+
+class Engine(Protocol):
+    """What the training loop needs from an engine."""
+
+    model_chunks: list[torch.nn.Module]
+    optimizer: Any
+
+    def train_step(self, batches: Iterator[dict[str, Any]], num_microbatches: int) -> StepResult: ...
+
+    def eval_step(self, batches: Iterator[dict[str, Any]], num_microbatches: int) -> EvalResult: ...
+
+    def sharded_state_dict(self) -> dict[str, Any]: ...
+
+    def load_sharded_state(self, loaded: dict[str, Any]) -> None: ...
+
+    def unwrapped_model(self) -> torch.nn.Module: ...
+
+
+def masked_token_loss(loss_mask: torch.Tensor, per_token_loss: torch.Tensor):
+    """Megatron's 3-tuple loss contract: summed loss, tokens counted, and both for reporting."""
+    mask = loss_mask.reshape(-1).float()
+    total = torch.sum(per_token_loss.reshape(-1).float() * mask)
+    tokens = mask.sum().to(torch.int)
+    return total, tokens, {LOSS_KEY: torch.stack([total.detach().clone(), mask.sum().detach()])}
+
+
+def gpt_forward_step(device: torch.device, data_iterator: Iterator[dict[str, Any]], model: torch.nn.Module):
+    """One micro-batch through the model; returns the per-token losses and how to reduce them."""
+    batch = {key: value.to(device, non_blocking=True) for key, value in next(data_iterator).items()
+             if value is not None}
+    if parallel_state.get_context_parallel_world_size() > 1:  # this rank's balanced sequence chunks
+        from megatron.core.utils import get_batch_on_this_cp_rank
+
+        batch = get_batch_on_this_cp_rank(batch)
+    tokens, position_ids, labels, loss_mask = (batch[k] for k in ("tokens", "position_ids", "labels", "loss_mask"))
+    per_token_loss = model(tokens, position_ids, None, labels=labels)
+    return per_token_loss, partial(masked_token_loss, loss_mask)
+
+
+def _reduce_reports(reports: list[dict[str, torch.Tensor]], device: torch.device) -> tuple[float, int]:
+    """Sum (loss, tokens) over micro-batches and data-parallel ranks; (nan, 0) off the last stage."""
+    total = torch.zeros(2, dtype=torch.float64, device=device)
+    for report in reports:
+        total += report[LOSS_KEY].to(device=device, dtype=torch.float64)
+    if dist.is_initialized():
+        dist.all_reduce(total, group=parallel_state.get_data_parallel_group(with_context_parallel=True))
+        if parallel_state.get_pipeline_model_parallel_world_size() > 1:  # the last stage holds the loss
+            dist.all_reduce(total, group=parallel_state.get_pipeline_model_parallel_group())
+    loss_sum, tokens = float(total[0]), int(total[1])
+    return (loss_sum / tokens if tokens else float("nan")), tokens
+
+
+class _ScheduleMixin:
+    """Runs megatron's forward-backward schedule over this engine's model chunks."""
+
+    model_chunks: list[torch.nn.Module]
+    device: torch.device
+    seq_length: int
+    micro_batch_size: int
+
+    def _run_schedule(self, batches: Iterator[dict[str, Any]], num_microbatches: int, forward_only: bool) -> list:
+        return get_forward_backward_func()(
+            forward_step_func=partial(gpt_forward_step, self.device),
+            data_iterator=batches,
+            model=self.model_chunks,
+            num_microbatches=num_microbatches,
+            seq_length=self.seq_length,
+            micro_batch_size=self.micro_batch_size,
+            forward_only=forward_only,
+        )
+
+    def eval_step(self, batches: Iterator[dict[str, Any]], num_microbatches: int) -> EvalResult:
+        for chunk in self.model_chunks:
+            chunk.eval()
+        with torch.no_grad():
+            reports = self._run_schedule(batches, num_microbatches, forward_only=True)
+        for chunk in self.model_chunks:
+            chunk.train()
+        loss, tokens = _reduce_reports(reports, self.device)
+        return EvalResult(loss=loss, tokens=tokens)
+
+
+class CpuEngine(_ScheduleMixin):
+    """fp32 on the CPU: torch AdamW; data-parallel gradients summed over gloo, then divided by tokens."""
+
+    def __init__(self, model_cfg: ModelConfig, parallel: ParallelConfig, optim: OptimizerConfig,
+                 context: DistributedContext, micro_batch_size: int) -> None:
+        self.device = context.device
+        self.seq_length = model_cfg.seq_length
+        self.micro_batch_size = micro_batch_size
+        self.clip_grad = optim.clip_grad
+        model = build_model(model_cfg, parallel, self.device)
+        model.config.calculate_per_token_loss = True
+        model.config.finalize_model_grads_func = self._finalize_grads
+        self.model_chunks = [model]
+        self.optimizer = build_optimizer(model, optim)
+        self._grad_norm = 0.0
+
+    def _finalize_grads(self, model: list[torch.nn.Module], num_tokens: torch.Tensor | None, **_: Any) -> None:
+        """Sum gradients and token counts over data-parallel ranks, then divide by the tokens."""
+        params = [p for chunk in model for p in chunk.parameters() if p.grad is not None]
+        tokens = (num_tokens if num_tokens is not None else torch.tensor(1)).to(torch.float64)
+        if dist.is_initialized() and parallel_state.get_data_parallel_world_size(with_context_parallel=True) > 1:
+            group = parallel_state.get_data_parallel_group(with_context_parallel=True)
+            flat = torch.cat([p.grad.reshape(-1) for p in params])
+            dist.all_reduce(flat, group=group)
+            offset = 0
+            for p in params:
+                p.grad.copy_(flat[offset:offset + p.grad.numel()].view_as(p.grad))
+                offset += p.grad.numel()
+            dist.all_reduce(tokens, group=group)
+        scale = 1.0 / max(float(tokens), 1.0)
+        for p in params:
+            p.grad.mul_(scale)
+
+    def train_step(self, batches: Iterator[dict[str, Any]], num_microbatches: int) -> StepResult:
+        self.optimizer.zero_grad(set_to_none=True)
+        reports = self._run_schedule(batches, num_microbatches, forward_only=False)
+        norm = clip_gradients(self.model_chunks[0].parameters(), self.clip_grad)
+        finite = math.isfinite(norm)
+        if finite:
+            self.optimizer.step()
+        loss, tokens = _reduce_reports(reports, self.device)
+        return StepResult(loss=loss, tokens=tokens, grad_norm=norm, skipped=not finite)
+
+    def sharded_state_dict(self) -> dict[str, Any]:
+        from nemotron.training.optimizer_state import optimizer_sharded_state_dict
+
+        model = self.model_chunks[0]
+        model_state = model.sharded_state_dict()
+        return {"model": model_state, "optimizer": optimizer_sharded_state_dict(self.optimizer, model_state, model)}
+
+    def load_sharded_state(self, loaded: dict[str, Any]) -> None:
+        from nemotron.training.optimizer_state import load_optimizer_state
+
+        self.model_chunks[0].load_state_dict(loaded["model"])
+        load_optimizer_state(self.optimizer, loaded["optimizer"])
+
+    def unwrapped_model(self) -> torch.nn.Module:
+        return self.model_chunks[0]
+
+
+class GpuEngine(_ScheduleMixin):
+    """bf16 on GPUs: megatron-core DDP, its distributed optimizer (fp32 main weights) and grad clipping."""
+
+    def __init__(self, model_cfg: ModelConfig, parallel: ParallelConfig, optim: OptimizerConfig,
+                 context: DistributedContext, micro_batch_size: int) -> None:
+        from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig, finalize_model_grads
+        from megatron.core.optimizer import OptimizerConfig as MegatronOptimizerConfig
+        from megatron.core.optimizer import get_megatron_optimizer
+        from megatron.core.transformer.module import Float16Module
+
+        self.device = context.device
+        self.seq_length = model_cfg.seq_length
+        self.micro_batch_size = micro_batch_size
+        model = build_model(model_cfg, parallel, self.device)
+        config = model.config
+        bf16 = resolved_precision(model_cfg, self.device) == "bf16"
+        model.cuda(self.device)
+        if bf16:
+            model = Float16Module(config, model)
+        ddp_config = DistributedDataParallelConfig(
+            grad_reduce_in_fp32=True,
+            overlap_grad_reduce=False,
+            use_distributed_optimizer=True,
+        )
+        ddp = DistributedDataParallel(config, ddp_config, module=model)
+        self.model_chunks = [ddp]
+        self.optimizer = get_megatron_optimizer(
+            MegatronOptimizerConfig(
+                optimizer="adam",
+                lr=optim.lr,
+                weight_decay=optim.weight_decay,
+                adam_beta1=optim.beta1,
+                adam_beta2=optim.beta2,
+                adam_eps=optim.eps,
+                clip_grad=optim.clip_grad or 0.0,
+                bf16=bf16,
+                params_dtype=config.params_dtype,
+                use_distributed_optimizer=True,
+            ),
+            self.model_chunks,
+        )
+        config.calculate_per_token_loss = True
+        config.no_sync_func = ddp.no_sync
+        config.finalize_model_grads_func = finalize_model_grads
+        config.grad_scale_func = self.optimizer.scale_loss
+
+    def train_step(self, batches: Iterator[dict[str, Any]], num_microbatches: int) -> StepResult:
+        for chunk in self.model_chunks:
+            chunk.zero_grad_buffer()
+        self.optimizer.zero_grad()
+        reports = self._run_schedule(batches, num_microbatches, forward_only=False)
+        applied, grad_norm, _ = self.optimizer.step()
+        norm = float(grad_norm) if grad_norm is not None else float("nan")
+        loss, tokens = _reduce_reports(reports, self.device)
+        return StepResult(loss=loss, tokens=tokens, grad_norm=norm, skipped=not applied)
+
+    def sharded_state_dict(self) -> dict[str, Any]:
+        model_state = self.model_chunks[0].sharded_state_dict()
+        return {"model": model_state, "optimizer": self.optimizer.sharded_state_dict(model_state)}
+
+    def load_sharded_state(self, loaded: dict[str, Any]) -> None:
+        self.model_chunks[0].load_state_dict(loaded["model"])
+        self.optimizer.load_state_dict(loaded["optimizer"])
+
+    def unwrapped_model(self) -> torch.nn.Module:
+        module = self.model_chunks[0].module
+        return getattr(module, "module", module)  # inside Float16Module
+
+
+def build_engine(model_cfg: ModelConfig, parallel: ParallelConfig, optim: OptimizerConfig,
+                 context: DistributedContext, micro_batch_size: int) -> Engine:
+    """The engine for this process's device (needs init_distributed first)."""
+    engine_type = GpuEngine if context.device.type == "cuda" else CpuEngine
+    return engine_type(model_cfg, parallel, optim, context, micro_batch_size)
