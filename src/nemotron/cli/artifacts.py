@@ -29,7 +29,7 @@ def _env_file():
     return load_env_file(find_env_file())
 
 
-def _registry() -> FileRegistry:
+def configured_registry() -> FileRegistry:
     from nemotron.artifacts import FileRegistry, default_registry_root
 
     return FileRegistry(_env_file().artifacts_root or default_registry_root())
@@ -56,7 +56,7 @@ def list_artifacts(
     kind: Optional[str] = typer.Option(None, "--kind", "-k", help=f"only this kind: {', '.join(KINDS)}"),
 ) -> None:
     """List every artifact version with its kind, aliases and producer.\n\nExample: nemotron artifacts list --kind pretrain-data"""
-    registry = _registry()
+    registry = configured_registry()
     artifacts = registry.list(_kind(kind) if kind else None)
     if not artifacts:
         literal(f"no {kind + ' ' if kind else ''}artifacts in {registry.root}")
@@ -75,7 +75,7 @@ def show(ref: str = typer.Argument(..., help="NAME, NAME:latest, NAME:vN or NAME
 
     from nemotron.artifacts import ArtifactError
 
-    registry = _registry()
+    registry = configured_registry()
     artifact = registry.resolve(ref)
     lineage = artifact.lineage.to_dict()
     details: dict[str, Any] = {
@@ -115,7 +115,7 @@ def lineage(ref: str = typer.Argument(..., help="NAME, NAME:latest, NAME:vN or N
     """Print what produced a version and, recursively, the artifacts it consumed.\n\nExample: nemotron artifacts lineage nano3-pretrain-data-tiny:latest"""
     from nemotron.artifacts.lineage_graph import lineage_tree
 
-    literal("\n".join(_render_tree(lineage_tree(_registry(), ref))))
+    literal("\n".join(_render_tree(lineage_tree(configured_registry(), ref))))
 
 
 def _parse_meta(items: list[str]) -> dict[str, Any]:
@@ -158,7 +158,7 @@ def import_(
 
     env_file = _env_file()
     mirrors = mirrors_from_settings(env_file.wandb, env_file.path)  # fails early if wandb is missing
-    registry = _registry()
+    registry = configured_registry()
     artifact = registry.import_existing(_kind(kind), path, name, metadata=_parse_meta(meta))
     for item in alias:
         registry.set_alias(artifact.ref, item)
@@ -174,7 +174,7 @@ def alias_(
     name: str = typer.Argument(..., help="the alias (not 'latest' or vN)"),
 ) -> None:
     """Point an alias at a version (moving it if it exists).\n\nExample: nemotron artifacts alias nano3-pretrain-data-tiny:v3 golden"""
-    registry = _registry()
+    registry = configured_registry()
     artifact = registry.resolve(ref)
     registry.set_alias(artifact.ref, name)
     literal(f"{artifact.name}:{name} -> {artifact.ref}")
@@ -183,7 +183,7 @@ def alias_(
 @app.command()
 def verify(ref: str = typer.Argument(..., help="NAME, NAME:latest, NAME:vN or NAME:ALIAS")) -> None:
     """Check every file of a version against its manifest (exists, size, sha256); exit 1 on problems.\n\nExample: nemotron artifacts verify nano3-pretrain-data-tiny:latest"""
-    report = _registry().verify(ref)
+    report = configured_registry().verify(ref)
     for warning in report.warnings:
         literal(f"warning: {warning}")
     if report.ok:
@@ -205,7 +205,7 @@ def mirror(ref: str = typer.Argument(..., help="NAME, NAME:latest, NAME:vN or NA
     if env_file.wandb is None:
         where = env_file.path or "env.toml (none found)"
         raise ArtifactError(f"nothing to mirror to: {where} has no [wandb] table; add one with project = \"...\"")
-    registry = _registry()
+    registry = configured_registry()
     artifact = registry.resolve(ref)
     for record in mirror_artifact(registry, artifact, mirrors_from_settings(env_file.wandb, env_file.path)):
         literal(f"mirrored {artifact.ref} to W&B {record.target} as {record.name} (aliases: {', '.join(record.aliases)})")

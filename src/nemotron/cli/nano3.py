@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from nemotron.cli.model import app as model_app
 from nemotron.cli.stage_command import EXTRA_ARGS, make_stage_command, stage_epilog
 from nemotron.stages.catalog import NANO3_DATA_PREP_PRETRAIN, NANO3_PRETRAIN
 
@@ -16,6 +17,7 @@ data_app = typer.Typer(help="Data preparation stages.\n\nExample: nemotron nano3
 prep_app = typer.Typer(help="Prepare data for a training stage.\n\nExample: nemotron nano3 data prep pretrain -c tiny",
                        no_args_is_help=True, context_settings=HELP)
 app.add_typer(data_app, name="data")
+app.add_typer(model_app, name="model")
 data_app.add_typer(prep_app, name="prep")
 
 
