@@ -59,7 +59,7 @@ class Engine(Protocol):
 
     def eval_step(self, batches: Iterator[dict[str, Any]], num_microbatches: int) -> EvalResult: ...
 
-    def sharded_state_dict(self) -> dict[str, Any]: ...
+    def sharded_state_dict(self, is_loading: bool = False) -> dict[str, Any]: ...
 
     def load_sharded_state(self, loaded: dict[str, Any]) -> None: ...
 
@@ -173,7 +173,7 @@ class CpuEngine(_ScheduleMixin):
         loss, tokens = _reduce_reports(reports, self.device)
         return StepResult(loss=loss, tokens=tokens, grad_norm=norm, skipped=not finite)
 
-    def sharded_state_dict(self) -> dict[str, Any]:
+    def sharded_state_dict(self, is_loading: bool = False) -> dict[str, Any]:
         from nemotron.training.optimizer_state import optimizer_sharded_state_dict
 
         model = self.model_chunks[0]
@@ -246,9 +246,12 @@ class GpuEngine(_ScheduleMixin):
         loss, tokens = _reduce_reports(reports, self.device)
         return StepResult(loss=loss, tokens=tokens, grad_norm=norm, skipped=not applied)
 
-    def sharded_state_dict(self) -> dict[str, Any]:
+    def sharded_state_dict(self, is_loading: bool = False) -> dict[str, Any]:
         model_state = self.model_chunks[0].sharded_state_dict()
-        return {"model": model_state, "optimizer": self.optimizer.sharded_state_dict(model_state)}
+        # the canonical per-parameter layout: loadable with other tensor/pipeline/data-parallel sizes
+        optimizer_state = self.optimizer.sharded_state_dict(
+            model_state, is_loading=is_loading, metadata={"distrib_optim_sharding_type": "fully_reshardable"})
+        return {"model": model_state, "optimizer": optimizer_state}
 
     def load_sharded_state(self, loaded: dict[str, Any]) -> None:
         self.model_chunks[0].load_state_dict(loaded["model"])

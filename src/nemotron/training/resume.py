@@ -64,7 +64,23 @@ def restore(engine: Engine, info: CheckpointInfo, cfg: TrainingRunConfig) -> tup
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{info.path}: nemotron_checkpoint.json lacks the train state ({err}); the file is "
                               "damaged: delete this checkpoint folder to resume from the one before") from err
-    loaded = load_checkpoint(info, {**engine.sharded_state_dict(), "rng": rng_sharded_state()})
+    request = engine.sharded_state_dict(is_loading=True)
+    same_split = _model_split(info.metadata.get("parallelism") or {}) == _model_split(_current_parallelism())
+    if same_split:  # RNG states are per tensor/pipeline rank; with another split they are reseeded instead
+        request["rng"] = rng_sharded_state()
+    loaded = load_checkpoint(info, request)
     engine.load_sharded_state(loaded)
-    restore_rng(loaded["rng"])
+    if same_split:
+        restore_rng(loaded["rng"])
     return state, scheduler_state
+
+
+def _model_split(parallelism: dict[str, Any]) -> tuple[int, int]:
+    return int(parallelism.get("tensor", 1)), int(parallelism.get("pipeline", 1))
+
+
+def _current_parallelism() -> dict[str, int]:
+    from megatron.core import parallel_state
+
+    return {"tensor": parallel_state.get_tensor_model_parallel_world_size(),
+            "pipeline": parallel_state.get_pipeline_model_parallel_world_size()}
