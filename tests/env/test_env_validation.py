@@ -30,7 +30,7 @@ def test_unknown_key_suggests_closest(tmp_path):
 def test_unknown_key_in_local_profile_lists_local_keys(tmp_path):
     msg = str(error_for(tmp_path, "[l]\npyhton = 'python3'\n"))
     assert "did you mean 'python'" in msg.lower()
-    assert "Valid keys for executor 'local': executor, extends, env_vars, setup, python, job_dir." in msg
+    assert "Valid keys for executor 'local': executor, extends, env_vars, setup, python, job_dir, nproc_per_node." in msg
 
 
 def test_every_profile_is_validated(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from nemotron.cli.progress_writer import PROGRESS
@@ -57,7 +59,8 @@ def test_wandb_run_when_the_launcher_configured_it(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     log = logger(tmp_path, use_wandb=True)
+    assert log._wandb is not None and log._wandb.project == "nemotron-tests"
+    run_dir = Path(log._wandb.dir).parent  # wandb keeps its first WANDB_DIR for the whole process
     log.train(1, {"loss": 3.0})
     log.close()
-    runs = list((tmp_path / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+    assert run_dir.name.startswith("offline-run-") and list(run_dir.glob("*.wandb"))

@@ -301,6 +301,7 @@ class _Builder:
                 reservation=v.get("reservation"),
                 constraint=v.get("constraint"),
                 sbatch_flags=v.get("sbatch_flags", {}),
+                requeue_signal_seconds=v.get("requeue_signal_seconds"),
                 container_image=v.get("container_image"),
                 container_mounts=v.get("container_mounts", ()),
                 ssh=ssh,
@@ -321,6 +322,7 @@ class _Builder:
             setup=v.get("setup", ()),
             python=v.get("python", "python"),
             job_dir=v.get("job_dir"),
+            nproc_per_node=v.get("nproc_per_node", 1),
             slurm=slurm,
             docker=docker,
         )

@@ -20,6 +20,7 @@ LINES = "array of strings (or one string)"
 VALUE_TABLE = "table of name = string/integer/boolean"
 
 _ALL = EXECUTORS
+_LOCAL = ("local",)
 _SLURM = ("slurm",)
 _DOCKER = ("docker",)
 _SLURM_DOCKER = ("slurm", "docker")
@@ -48,6 +49,8 @@ PROFILE_KEYS: dict[str, KeySpec] = {
         KeySpec("setup", LINES, _ALL, example='["source /path/venv/bin/activate"]'),
         KeySpec("python", STRING, _ALL, nonempty=True, example='"python"'),
         KeySpec("job_dir", STRING, _ALL, nonempty=True, example='"/lustre/me/jobs"'),
+        # local
+        KeySpec("nproc_per_node", INTEGER, _LOCAL, minimum=1, example="2"),
         # slurm
         KeySpec("account", STRING, _SLURM, example='"my-account"'),
         KeySpec("partition", STRING, _SLURM, example='"batch"'),
@@ -62,6 +65,7 @@ PROFILE_KEYS: dict[str, KeySpec] = {
         KeySpec("reservation", STRING, _SLURM, example='"my-reservation"'),
         KeySpec("constraint", STRING, _SLURM, example='"h100"'),
         KeySpec("sbatch_flags", VALUE_TABLE, _SLURM, example='{ "mail-type" = "END" }'),
+        KeySpec("requeue_signal_seconds", INTEGER, _SLURM, minimum=1, maximum=65535, example="300"),
         KeySpec("container_image", STRING, _SLURM_DOCKER, nonempty=True, example='"nvcr.io/..."'),
         KeySpec("container_mounts", STRING_LIST, _SLURM_DOCKER, example='["/data:/data"]'),
         KeySpec("host", STRING, _SLURM, nonempty=True, example='"login.cluster.example"'),

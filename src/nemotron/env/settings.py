@@ -43,6 +43,9 @@ class SlurmSettings:
     reservation: str | None = None
     constraint: str | None = None
     sbatch_flags: dict[str, str] = field(default_factory=dict)
+    # seconds before the time limit at which stages that requeue themselves get SIGUSR1
+    # (None: the stage's own default, StageSpec.requeue_signal_seconds)
+    requeue_signal_seconds: int | None = None
     container_image: str | None = None
     container_mounts: tuple[str, ...] = ()
     ssh: SSHSettings | None = None
@@ -62,6 +65,7 @@ class SlurmSettings:
             "reservation": self.reservation,
             "constraint": self.constraint,
             "sbatch_flags": dict(self.sbatch_flags),
+            "requeue_signal_seconds": self.requeue_signal_seconds,
             "container_image": self.container_image,
             "container_mounts": list(self.container_mounts),
             "ssh": self.ssh.to_dict() if self.ssh else None,
@@ -112,6 +116,7 @@ class Profile:
     setup: tuple[str, ...] = ()
     python: str = "python"
     job_dir: str | None = None
+    nproc_per_node: int = 1  # local profiles: > 1 runs distributed stages under torchrun with this many processes
     slurm: SlurmSettings | None = None
     docker: DockerSettings | None = None
 
@@ -138,6 +143,7 @@ class Profile:
             "setup": list(self.setup),
             "python": self.python,
             "job_dir": self.job_dir,
+            "nproc_per_node": self.nproc_per_node,
             "slurm": self.slurm.to_dict() if self.slurm else None,
             "docker": self.docker.to_dict() if self.docker else None,
         }

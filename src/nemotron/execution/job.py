@@ -36,9 +36,17 @@ class StageJob:
     secret_env: dict[str, str] = field(default_factory=dict)  # passed through a 0600 file, never printed
     single_task: bool = True  # one process, whatever the allocation; training stages set False
     phases: tuple[Phase, ...] = ()  # Slurm only; empty: one task running the whole stage
+    # Slurm: SIGUSR1 this many seconds before the time limit; the stage saves and requeues itself.
+    # None: no warning signal is requested.
+    requeue_signal_seconds: int | None = None
 
-    def command(self, python: str, config_path: str) -> list[str]:
-        return [python, "-m", self.entry_module, "--config", config_path]
+    def command(self, python: str, config_path: str, nproc_per_node: int = 1) -> list[str]:
+        """The stage's command on one machine: `python -m <entry>`, or under torchrun (standalone
+        rendezvous) with `nproc_per_node` processes for a distributed stage when that is > 1."""
+        stage = ["-m", self.entry_module, "--config", config_path]
+        if self.single_task or nproc_per_node <= 1:
+            return [python, *stage]
+        return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc_per_node}", *stage]
 
 
 def new_job_name(family: str, stage: str, now: datetime | None = None) -> str:

@@ -98,6 +98,7 @@ def prepare(request: LaunchRequest) -> PreparedJob:
         secret_env=secret_env,
         single_task=stage.single_task,
         phases=slurm_phases(stage, profile, config),
+        requeue_signal_seconds=requeue_signal_seconds(stage, profile),
     )
     chain = tuple(str(p) for p in loaded.chain)
     return PreparedJob(job, profile, env_file, str(loaded.path), chain, tuple(artifact_refs))
@@ -109,6 +110,14 @@ def slurm_phases(stage: StageSpec, profile: Profile, config: dict) -> tuple[Phas
     if profile.executor != "slurm" or not size:
         return ()
     return (Phase("shards", ("--phase", "shards"), int(size)), Phase("finalize", ("--phase", "finalize")))
+
+
+def requeue_signal_seconds(stage: StageSpec, profile: Profile) -> int | None:
+    """Seconds before the time limit at which a self-requeueing stage gets SIGUSR1 on Slurm; None: no signal."""
+    if not stage.requeue_on_signal or profile.executor != "slurm":
+        return None
+    override = profile.slurm.requeue_signal_seconds if profile.slurm else None
+    return override or stage.requeue_signal_seconds
 
 
 def local_python(profile: Profile) -> str:
@@ -123,7 +132,7 @@ def backend_for(profile: Profile, profile_name: str | None):
     if profile.executor == "local":
         from nemotron.execution.local_backend import LocalBackend
 
-        return LocalBackend(profile_name, local_python(profile), profile.setup)
+        return LocalBackend(profile_name, local_python(profile), profile.setup, profile.nproc_per_node)
     if profile.executor == "slurm":
         from nemotron.execution.slurm_backend import SlurmBackend
 

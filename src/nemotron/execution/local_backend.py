@@ -28,16 +28,18 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, profile_name: str | None = None, python: str | None = None, setup: tuple[str, ...] = ()):
+    def __init__(self, profile_name: str | None = None, python: str | None = None, setup: tuple[str, ...] = (),
+                 nproc_per_node: int = 1):
         self.profile_name = profile_name
         self.python = python or sys.executable
         self.setup = setup
+        self.nproc_per_node = nproc_per_node  # > 1: distributed stages run under torchrun
 
     def submit(self, job: StageJob) -> JobRecord:
         job_dir = jobs_root() / job.name
         config_path, _ = write_job_files(job_dir, job.config, job.provenance)
         secrets = write_secrets_file(job_dir, job.secret_env)
-        command = " ".join(shlex.quote(part) for part in job.command(self.python, str(config_path)))
+        command = " ".join(shlex.quote(part) for part in job.command(self.python, str(config_path), self.nproc_per_node))
         # The wrapper records the exit code atomically so `jobs status` knows the outcome later.
         inner = "\n".join(["export NEMOTRON_JOB_ID=$$", f". {shlex.quote(str(secrets))}", *self.setup, f"exec {command}"])
         script = "\n".join(

@@ -6,6 +6,8 @@ import contextlib
 import io
 import os
 import posixpath
+import re
+import shlex
 from datetime import datetime
 from pathlib import Path
 
@@ -18,9 +20,12 @@ from nemotron.execution.log_reader import LogCursor, read_new
 from nemotron.execution.records import JobRecord, save_record
 from nemotron.execution.slurm_commands import LocalShell, SlurmClient, SSHShell
 from nemotron.execution.slurm_executor import LOG_SUBDIR, build_slurm_plan
-from nemotron.execution.states import JobState
+from nemotron.execution.states import JobState, from_slurm
 
 SUBMIT_LOG = "submit.log"
+# Queue states of a job that Slurm put back in the queue (scontrol requeue, preemption, node
+# failure with --requeue): accounting may still show the ended run's state for a moment.
+_BACK_IN_QUEUE = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "RUNNING", "SUSPENDED"}
 
 
 class SlurmBackend:
@@ -124,7 +129,18 @@ class SlurmJobControl:
                 earlier = self.client.state(job_id)
                 if earlier.is_terminal and earlier is not JobState.COMPLETED:
                     return earlier
+        if state.is_terminal and state is not JobState.COMPLETED:
+            return self._requeued_state(record.job_id) or state
         return state
+
+    def _requeued_state(self, job_id: str) -> JobState | None:
+        """The queue's state when the job is back in the queue (requeued) although accounting shows
+        its last run as ended (PREEMPTED, NODE_FAIL, ...); None when the queue agrees it ended."""
+        queue = self.shell.run(f"squeue -h -j {shlex.quote(job_id)} -o %T")
+        words = queue.stdout.split() if queue.code == 0 else []
+        if words and words[0].upper() in _BACK_IN_QUEUE:
+            return from_slurm(words[0])
+        return None
 
     def cancel(self, record: JobRecord) -> None:
         state = self.status(record)
@@ -139,17 +155,23 @@ class SlurmJobControl:
         return [item.split(":")[1] for item in phases.split(",")] if phases else [record.job_id]
 
     def log_paths(self, record: JobRecord) -> list[str]:
-        """The job's output files (every phase, array task and restart); the sbatch traces when none."""
+        """The job's output files (every phase, array task and restart, in that order: NeMo-Run
+        names them `log-<name>_<job id>_<restart count>.out`); the sbatch traces when none."""
         logs = self.client.list_files(record.log_dir, "log-*.out")
         if logs:
-            return logs
-        return self.client.list_files(record.log_dir, "sbatch_*.out")
+            return sorted(logs, key=_natural_key)
+        return sorted(self.client.list_files(record.log_dir, "sbatch_*.out"), key=_natural_key)
 
     def read_log(self, record: JobRecord, cursor: LogCursor) -> tuple[str, LogCursor]:
         """New text of the job's output files since `cursor` (each file has its own position)."""
         if self.remote:
             return read_new(self.log_paths(record), cursor, self.client.read)
         return read_new(self.log_paths(record), cursor)
+
+
+def _natural_key(path: str) -> list:
+    """Sort key comparing digit runs as numbers: restart 10 after restart 9, job 1000 after job 999."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path)]
 
 
 def _nemo_run():

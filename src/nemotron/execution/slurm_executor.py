@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,16 @@ from nemotron.execution.records import jobs_root
 
 LOG_SUBDIR = "logs"  # inside the job dir: sbatch trace and one log per (re)start of the job
 TASK_NAME = "main"  # the one task of a single-phase job
+
+# Distributed stages: torchrun's rendezvous host is the job's first node, found inside the job (the
+# batch script runs there); the port depends on the job id so jobs sharing a node do not collide.
+RDZV_SETUP = (
+    'export NEMOTRON_RDZV_HOST=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)',
+    "export NEMOTRON_RDZV_PORT=$((29500 + SLURM_JOB_ID % 10000))",
+)
+# Stages that requeue themselves: the batch shell ignores SIGUSR1 (`scancel --full`, `--signal=B:`
+# would otherwise kill it and fail the job); the stage's processes in the job step act on it.
+BATCH_IGNORES_USR1 = "trap '' USR1"
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,13 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
             if path and not any(m.split(":")[0] == path for m in mounts):
                 mounts.append(f"{path}:{path}")
     setup = [source_secrets_line(posixpath.join(job_dir, SECRETS_FILE)), *profile.setup]
+    if not job.single_task:
+        setup += RDZV_SETUP
+    if job.requeue_signal_seconds:
+        setup.append(BATCH_IGNORES_USR1)
+        # without `B:` Slurm signals the processes of the job steps (verified to reach the stage's
+        # Python processes under srun + torchrun), not the batch shell
+        extra["signal"] = f"USR1@{job.requeue_signal_seconds}"
     from nemo_run.core.execution.slurm import SlurmJobDetails
 
     config_path = posixpath.join(job_dir, "config.yaml")
@@ -116,22 +134,60 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
             poll_estimated_start_time=False,
             # NeMo-Run's own --chdir (outside containers) names a folder it never creates; the last
             # --chdir wins, so the job runs in its job dir.
-            srun_args=_srun_args(job, job_dir, in_container=bool(slurm.container_image)),
+            srun_args=_srun_args(job, profile, job_dir, in_container=bool(slurm.container_image)),
         )
-        script = run.Script(
-            path=job.entry_module,
-            entrypoint=profile.python,
-            m=True,
-            args=["--config", config_path, *phase.args],
-        )
+        if job.single_task:
+            script = run.Script(
+                path=job.entry_module,
+                entrypoint=profile.python,
+                m=True,
+                args=["--config", config_path, *phase.args],
+            )
+        else:  # NeMo-Run writes the arguments into the srun line as they are: quote the command once
+            command = torchrun_command(profile, job.entry_module, [config_path, *phase.args])
+            script = run.Script(path="-c", entrypoint="bash", args=[shlex.quote(command)])
         tasks.append(SlurmTask(phase.name, executor, script, previous))
     return SlurmPlan(job_dir=job_dir, tasks=tuple(tasks))
 
 
-def _srun_args(job: StageJob, job_dir: str, *, in_container: bool) -> list[str] | None:
+def nproc_per_node(profile: Profile) -> int:
+    """Processes torchrun starts on each node: one per GPU, else one per Slurm task (CPU clusters)."""
+    slurm = profile.slurm
+    if slurm is None:
+        return profile.nproc_per_node
+    if slurm.gpus_per_node and slurm.gpus_per_node > 0:
+        return slurm.gpus_per_node
+    return slurm.ntasks_per_node or 1
+
+
+def torchrun_command(profile: Profile, entry_module: str, config_and_args: list[str]) -> str:
+    """The shell command one srun task per node runs: torchrun (of the profile's python) starting
+    the stage's processes; `$SLURM_*`/`$NEMOTRON_RDZV_*` are expanded inside the job step.
+
+    torchrun ignores SIGUSR1 (`trap`): Slurm's time-limit warning reaches every process of the step,
+    and the stage's processes install their own handler (training.preemption), which replaces the
+    inherited "ignore"; torchrun keeps running and exits with its workers.
+    """
+    config_path, *args = config_and_args
+    literal = " ".join(shlex.quote(part) for part in (entry_module, "--config", config_path, *args))
+    return (
+        f'trap "" USR1; exec {shlex.quote(profile.python)} -m torch.distributed.run '
+        f"--nnodes=$SLURM_NNODES --nproc-per-node={nproc_per_node(profile)} --rdzv-backend=c10d "
+        "--rdzv-endpoint=$NEMOTRON_RDZV_HOST:$NEMOTRON_RDZV_PORT --rdzv-id=$SLURM_JOB_ID "
+        f"-m {literal}"
+    )
+
+
+def _srun_args(job: StageJob, profile: Profile, job_dir: str, *, in_container: bool) -> list[str] | None:
     args = []
     if job.single_task:  # one copy of a single-process stage, not one per task of the allocation
         args += ["--nodes=1", "--ntasks=1"]
+    else:  # one torchrun per node; --ntasks too, or srun keeps the allocation's task count
+        slurm = profile.slurm
+        nodes = slurm.nodes if slurm else 1
+        args += [f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1"]
+        if slurm and slurm.cpus_per_task:  # the node's whole CPU share for its torchrun and workers
+            args.append(f"--cpus-per-task={slurm.cpus_per_task * (slurm.ntasks_per_node or 1)}")
     if not in_container:
         args += ["--chdir", job_dir]
     return args or None

@@ -26,6 +26,11 @@ class StageSpec:
     array_config_key: str | None = None
     # "module:function(config, profile)" raising ConfigError for a config the profile cannot run
     preflight: str | None = None
+    # Slurm: ask for SIGUSR1 `requeue_signal_seconds` before the time limit (a profile's
+    # `requeue_signal_seconds` overrides it); the stage saves, requeues its job and exits
+    # (nemotron.training.preemption). Stages that do not handle SIGUSR1 leave this False.
+    requeue_on_signal: bool = False
+    requeue_signal_seconds: int = 120
 
     @property
     def config_dir(self) -> Path:
@@ -64,6 +69,7 @@ NANO3_PRETRAIN = StageSpec(
     schema="nemotron.training.run_config:TrainingRunConfig",
     single_task=False,
     preflight="nemotron.training.preflight:check_training_run",
+    requeue_on_signal=True,  # the runner's PreemptionWatcher saves; pretrain.py requeues
 )
 
 STAGES: dict[str, StageSpec] = {

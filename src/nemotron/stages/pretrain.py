@@ -43,8 +43,11 @@ def main(argv: list[str] | None = None) -> None:
         if result.requeue:
             print(f"stopped at step {result.state.iteration} ({result.stop_reason}); checkpoint {where}; "
                   "requeueing the job to resume", flush=True)
-            requeue_slurm_job()
-            return
+            if requeue_slurm_job():
+                return
+            print(f"error: the job could not requeue itself; re-run the same command to resume from {where}",
+                  file=sys.stderr, flush=True)
+            sys.exit(1)
         print(f"error: stopped at step {result.state.iteration} ({result.stop_reason}); checkpoint {where}; "
               "re-run the same command to resume", file=sys.stderr, flush=True)
         sys.exit(1)

@@ -17,7 +17,7 @@ def planned_processes(profile: Profile) -> tuple[int, str]:
     if profile.executor == "slurm" and slurm is not None:
         per_node = slurm.gpus_per_node or slurm.ntasks_per_node or 1
         return (slurm.nodes or 1) * per_node, "cuda" if slurm.gpus_per_node else "cpu"
-    per_node = getattr(profile, "nproc_per_node", None) or 1
+    per_node = profile.nproc_per_node
     return per_node, "cuda" if shutil.which("nvidia-smi") else "cpu"
 
 
