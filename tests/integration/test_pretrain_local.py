@@ -156,3 +156,23 @@ def test_impossible_model_configs_fail_before_anything_runs(run_cli, tiny_data, 
     assert done.returncode != 0
     assert "model.num_attention_heads" in done.stderr and "does not divide" in done.stderr
     assert sorted((nemotron_home / "jobs").iterdir()) == jobs_before  # no job was started
+
+
+def test_gpu_dry_run_shows_the_torchrun_command_and_sbatch_script(run_cli, tiny_data, nemotron_home):
+    """default.yaml (~1B) against a 2-node x 8-GPU Slurm profile: previewed here, nothing submitted."""
+    (nemotron_home.parent / "env.toml").write_text(
+        '[gpu-cluster]\nexecutor = "slurm"\naccount = "acct"\npartition = "batch"\nnodes = 2\n'
+        'gpus_per_node = 8\ntime = "04:00:00"\njob_dir = "/lustre/me/jobs"\n')
+    done = run_cli("nano3", "pretrain", "--dry-run", "--batch", "gpu-cluster", "run.data=nano3-pretrain-data-tiny:latest")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = " ".join(done.stdout.split())
+    for expected in ("#SBATCH --nodes=2", "#SBATCH --gpus-per-node=8", "#SBATCH --signal=USR1@120",
+                     "--ntasks-per-node=1", "-m torch.distributed.run --nnodes=$SLURM_NNODES --nproc-per-node=8",
+                     "--rdzv-backend=c10d", "-m nemotron.stages.pretrain --config", "num_layers: 16",
+                     "hidden_size: 2048", "vocab_size: 8192"):
+        assert expected in out, expected
+    assert "nothing was written or submitted" in out
+    # 16 GPUs with tensor 3 cannot work: refused before anything is shown or submitted
+    bad = run_cli("nano3", "pretrain", "--dry-run", "--batch", "gpu-cluster",
+                  "run.data=nano3-pretrain-data-tiny:latest", "parallel.tensor=3")
+    assert bad.returncode != 0 and "does not divide the world size 16" in bad.stderr
