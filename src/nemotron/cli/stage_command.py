@@ -20,7 +20,7 @@ def stage_epilog(stage: StageSpec, usage: str) -> str:
         "Examples (run locally; preview a Slurm job; run on Slurm attached; detached):\n\n"
         f"  {usage} -c tiny\n\n"
         f"  {usage} -c tiny --dry-run -b my-cluster\n\n"
-        f"  {usage} -c tiny --run my-cluster split.seed=7\n\n"
+        f"  {usage} -c tiny --run my-cluster {stage.example_override}\n\n"
         f"  {usage} -c path/to/my.yaml --batch my-cluster\n\n"
         "Overrides use Hydra's grammar: a.b=1, +new.key=x, ++a.b=y, ~a.b, l=[1,2], s='a b'."
     )

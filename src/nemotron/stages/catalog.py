@@ -20,6 +20,7 @@ class StageSpec:
     config_subdir: str  # relative to the recipes root
     schema: str  # "module:Class" of the stage's config dataclass
     default_config: str = "default"
+    example_override: str = "split.seed=7"  # shown in the command's --help examples
     single_task: bool = True  # data prep: one process; distributed training stages: one per GPU
     # Config key holding the Slurm array size of a stage that runs as "shards" array + "finalize"
     # (the stage takes `--phase shards|finalize`); 0 or absent in the config: one job.
@@ -69,6 +70,7 @@ NANO3_PRETRAIN = StageSpec(
     schema="nemotron.training.run_config:TrainingRunConfig",
     single_task=False,
     preflight="nemotron.training.preflight:check_training_run",
+    example_override="train.train_iters=600",
     requeue_on_signal=True,  # the runner's PreemptionWatcher saves; pretrain.py requeues
 )
 
