@@ -25,7 +25,7 @@ def logs_text(job_dir: Path) -> str:
     return "".join(p.read_text() for p in sorted((job_dir / "logs").glob("log-*.out")))
 
 
-def wait_until(predicate, what: str, timeout: float = TIMEOUT) -> None:
+def wait_until(predicate, what: str, timeout: float = 2 * TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"

@@ -60,7 +60,7 @@ def add_profiles(env_file: Path) -> None:
         )
 
 
-def wait_for_steps(job_dir: Path, count: int, timeout: float = 60) -> list[str]:
+def wait_for_steps(job_dir: Path, count: int, timeout: float = 180) -> list[str]:
     deadline = time.monotonic() + timeout
     while True:
         lines = (job_dir / "steps.txt").read_text().splitlines() if (job_dir / "steps.txt").exists() else []
