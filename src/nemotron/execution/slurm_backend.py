@@ -129,13 +129,14 @@ class SlurmJobControl:
                 earlier = self.client.state(job_id)
                 if earlier.is_terminal and earlier is not JobState.COMPLETED:
                     return earlier
-        if state.is_terminal and state is not JobState.COMPLETED:
-            return self._requeued_state(record.job_id) or state
+        if state is JobState.PENDING or (state.is_terminal and state is not JobState.COMPLETED):
+            return self._queue_state(record.job_id) or state
         return state
 
-    def _requeued_state(self, job_id: str) -> JobState | None:
-        """The queue's state when the job is back in the queue (requeued) although accounting shows
-        its last run as ended (PREEMPTED, NODE_FAIL, ...); None when the queue agrees it ended."""
+    def _queue_state(self, job_id: str) -> JobState | None:
+        """The queue's live state where accounting lags: a job already running that sacct still shows
+        PENDING, or a job back in the queue (requeued) whose last run sacct shows as ended (PREEMPTED,
+        NODE_FAIL, ...); None when the job is not in the queue."""
         queue = self.shell.run(f"squeue -h -j {shlex.quote(job_id)} -o %T")
         words = queue.stdout.split() if queue.code == 0 else []
         if words and words[0].upper() in _BACK_IN_QUEUE:
