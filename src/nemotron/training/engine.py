@@ -215,6 +215,7 @@ class GpuEngine(_ScheduleMixin):
             use_distributed_optimizer=True,
         )
         ddp = DistributedDataParallel(config, ddp_config, module=model)
+        ddp.broadcast_params()  # every data-parallel replica starts from data-parallel rank 0's weights
         self.model_chunks = [ddp]
         self.optimizer = get_megatron_optimizer(
             MegatronOptimizerConfig(
