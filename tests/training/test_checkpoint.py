@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import random
@@ -21,6 +20,7 @@ import torch.distributed as dist
 from megatron.core.dist_checkpointing.mapping import ShardedObject, ShardedTensor
 from megatron.core.tensor_parallel.random import get_cuda_rng_tracker
 
+import checkpoint_worker as worker
 from nemotron.config.errors import ConfigError
 from nemotron.training.checkpoint import (
     INFO_FILE,
@@ -39,25 +39,6 @@ from nemotron.training.parallel import TORCHRUN_VARS, destroy_distributed, init_
 
 WORKER_PATH = Path(__file__).with_name("checkpoint_worker.py")
 
-
-def _import_worker():
-    spec = importlib.util.spec_from_file_location("checkpoint_worker", WORKER_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-worker = _import_worker()
-
-
-@pytest.fixture
-def dist_group(monkeypatch):
-    """A one-process gloo group with megatron's groups (as a single-GPU/CPU training run has)."""
-    for name in TORCHRUN_VARS:
-        monkeypatch.delenv(name, raising=False)
-    context = init_distributed(ParallelConfig(), seed=1234)
-    yield context
-    destroy_distributed()
 
 
 def tiny_state(value: float) -> dict:

@@ -22,7 +22,6 @@ from nemotron.training.hf_export import (
 )
 from nemotron.training.model import build_model
 from nemotron.training.model_config import ModelConfig, MoEConfig, ParallelConfig
-from nemotron.training.parallel import destroy_distributed, init_distributed
 
 TOKENIZER_DIR = Path(__file__).resolve().parents[2] / "recipes" / "nano3" / "assets" / "tokenizer-tiny"
 SINGLE = ParallelConfig()
@@ -118,16 +117,6 @@ def test_bad_dtype_is_rejected():
 
 
 # --- real megatron-core models --------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def dist():
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-            mp.delenv(name, raising=False)
-        context = init_distributed(SINGLE, seed=1234)
-    yield context
-    destroy_distributed()
 
 
 def tiny_model(config: ModelConfig, seed: int = 0) -> torch.nn.Module:

@@ -19,7 +19,7 @@ from nemotron.training.model_config import (
     parameter_count,
     validate,
 )
-from nemotron.training.parallel import destroy_distributed, init_distributed, seed_rngs
+from nemotron.training.parallel import seed_rngs
 
 TINY = ModelConfig(
     num_layers=2,
@@ -147,16 +147,6 @@ def test_gpu_transformer_config_is_bf16_and_maps_moe():
 
 
 # --- real megatron-core models --------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def dist():
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-            mp.delenv(name, raising=False)
-        context = init_distributed(SINGLE, seed=1234)
-    yield context
-    destroy_distributed()
 
 
 def count(model: torch.nn.Module) -> int:

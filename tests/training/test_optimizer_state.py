@@ -2,44 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 from megatron.core.dist_checkpointing.mapping import LocalNonpersistentObject, ShardedTensor, ShardedTensorFactory
 
+import checkpoint_worker as worker
 from nemotron.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from nemotron.training.model_config import ParallelConfig
 from nemotron.training.optimizer_state import (
     STEP_KEY,
     init_optimizer_state,
     load_optimizer_state,
     optimizer_sharded_state_dict,
 )
-from nemotron.training.parallel import TORCHRUN_VARS, destroy_distributed, init_distributed
 
-WORKER_PATH = Path(__file__).with_name("checkpoint_worker.py")
-
-
-def _import_worker():
-    spec = importlib.util.spec_from_file_location("checkpoint_worker", WORKER_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-worker = _import_worker()
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def dist_group(monkeypatch):
-    for name in TORCHRUN_VARS:
-        monkeypatch.delenv(name, raising=False)
-    init_distributed(ParallelConfig(), seed=1234)
-    yield
-    destroy_distributed()
 
 
 def test_a_fresh_optimizer_gets_the_state_its_first_step_would_create(dist_group):
