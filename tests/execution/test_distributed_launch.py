@@ -4,14 +4,12 @@ time-limit warning (`--signal=USR1@N`) of stages that requeue themselves. Render
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import re
 import shlex
 import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -79,12 +77,6 @@ TORCHRUN_GPU = (
     "--rdzv-endpoint=$NEMOTRON_RDZV_HOST:$NEMOTRON_RDZV_PORT --rdzv-id=$SLURM_JOB_ID "
     "-m nemotron.stages.data_prep_pretrain --config {job_dir}/config.yaml"
 )
-
-
-@pytest.fixture(autouse=True)
-def readable_stdin(monkeypatch):
-    """NeMo-Run's dry run runs `mkdir` through invoke, which copies stdin; pytest's captured stdin raises."""
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
 
 
 @pytest.fixture

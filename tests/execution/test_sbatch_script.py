@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -57,12 +55,6 @@ account = "acct"
 host = "login.cluster.invalid"
 user = "me"
 """
-
-
-@pytest.fixture(autouse=True)
-def readable_stdin(monkeypatch):
-    """NeMo-Run's dry run runs `mkdir` through invoke, which copies stdin; pytest's captured stdin raises."""
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
 
 
 @pytest.fixture
