@@ -18,7 +18,7 @@ from nemotron.execution.dry_run import render_dry_run
 from nemotron.execution.launcher import LaunchRequest, backend_for, prepare
 from nemotron.execution.records import jobs_root
 from nemotron.execution.slurm_backend import render_sbatch_preview
-from nemotron.execution.slurm_executor import RDZV_SETUP, nproc_per_node
+from nemotron.execution.slurm_executor import RDZV_SETUP
 from nemotron.stages.catalog import NANO3_DATA_PREP_PRETRAIN, NANO3_PRETRAIN
 
 # A stage that runs like a training stage, with a config the tests can resolve without artifacts.
@@ -190,7 +190,7 @@ def test_container_profile_runs_torchrun_in_the_container(env_file):
 @pytest.mark.parametrize(("profile", "expected"), [("gpu", 8), ("cpu", 4), ("cpu-zero-gpus", 4), ("one", 1)])
 def test_processes_per_node(env_file, profile, expected):
     p = prepared(DISTRIBUTED, profile)
-    assert nproc_per_node(p.profile) == expected
+    assert p.profile.processes_per_node() == expected
     script, _ = script_of(DISTRIBUTED, profile)
     assert f"--nproc-per-node={expected} " in srun_line(script)
 

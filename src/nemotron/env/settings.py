@@ -125,6 +125,16 @@ class Profile:
         """The profile used when nothing is configured: run on this machine with `python`."""
         return cls(name=name, executor="local")
 
+    def processes_per_node(self) -> int:
+        """Processes a distributed stage starts per node: one per GPU on Slurm, else one per Slurm task
+        (CPU clusters); `nproc_per_node` on this machine."""
+        slurm = self.slurm
+        if self.executor != "slurm" or slurm is None:
+            return self.nproc_per_node
+        if slurm.gpus_per_node and slurm.gpus_per_node > 0:
+            return slurm.gpus_per_node
+        return slurm.ntasks_per_node or 1
+
     def public_env_vars(self) -> dict[str, str]:
         """env_vars whose names are not secret (safe to write into job files)."""
         return {k: v for k, v in self.env_vars.items() if not is_secret_key(k)}

@@ -150,16 +150,6 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
     return SlurmPlan(job_dir=job_dir, tasks=tuple(tasks))
 
 
-def nproc_per_node(profile: Profile) -> int:
-    """Processes torchrun starts on each node: one per GPU, else one per Slurm task (CPU clusters)."""
-    slurm = profile.slurm
-    if slurm is None:
-        return profile.nproc_per_node
-    if slurm.gpus_per_node and slurm.gpus_per_node > 0:
-        return slurm.gpus_per_node
-    return slurm.ntasks_per_node or 1
-
-
 def torchrun_command(profile: Profile, entry_module: str, config_and_args: list[str]) -> str:
     """The shell command one srun task per node runs: torchrun (of the profile's python) starting
     the stage's processes; `$SLURM_*`/`$NEMOTRON_RDZV_*` are expanded inside the job step.
@@ -172,7 +162,7 @@ def torchrun_command(profile: Profile, entry_module: str, config_and_args: list[
     literal = " ".join(shlex.quote(part) for part in (entry_module, "--config", config_path, *args))
     return (
         f'trap "" USR1; exec {shlex.quote(profile.python)} -m torch.distributed.run '
-        f"--nnodes=$SLURM_NNODES --nproc-per-node={nproc_per_node(profile)} --rdzv-backend=c10d "
+        f"--nnodes=$SLURM_NNODES --nproc-per-node={profile.processes_per_node()} --rdzv-backend=c10d "
         "--rdzv-endpoint=$NEMOTRON_RDZV_HOST:$NEMOTRON_RDZV_PORT --rdzv-id=$SLURM_JOB_ID "
         f"-m {literal}"
     )

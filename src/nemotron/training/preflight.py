@@ -15,10 +15,8 @@ def planned_processes(profile: Profile) -> tuple[int, str]:
     """(world size, device type) the profile will launch a distributed stage with."""
     slurm = profile.slurm
     if profile.executor == "slurm" and slurm is not None:
-        per_node = slurm.gpus_per_node or slurm.ntasks_per_node or 1
-        return (slurm.nodes or 1) * per_node, "cuda" if slurm.gpus_per_node else "cpu"
-    per_node = profile.nproc_per_node
-    return per_node, "cuda" if shutil.which("nvidia-smi") else "cpu"
+        return (slurm.nodes or 1) * profile.processes_per_node(), "cuda" if slurm.gpus_per_node else "cpu"
+    return profile.processes_per_node(), "cuda" if shutil.which("nvidia-smi") else "cpu"
 
 
 def check_training_run(cfg: TrainingRunConfig, profile: Profile) -> None:
