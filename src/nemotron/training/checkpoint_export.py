@@ -7,8 +7,15 @@ from pathlib import Path
 
 from nemotron.artifacts import ArtifactKind, FileRegistry
 from nemotron.config.errors import ConfigError
-from nemotron.training.checkpoint import CheckpointError, CheckpointInfo, load_checkpoint, read_checkpoint_info
-from nemotron.training.model_config import ModelConfig, MoEConfig
+from nemotron.config import to_dataclass
+from nemotron.training.checkpoint import (
+    INFO_FILE,
+    CheckpointError,
+    CheckpointInfo,
+    load_checkpoint,
+    read_checkpoint_info,
+)
+from nemotron.training.model_config import ModelConfig
 
 
 def checkpoint_for(ref_or_path: str, registry: FileRegistry) -> tuple[CheckpointInfo, str]:
@@ -25,14 +32,11 @@ def checkpoint_for(ref_or_path: str, registry: FileRegistry) -> tuple[Checkpoint
 
 def unsplit_model_config(info: CheckpointInfo) -> ModelConfig:
     """The checkpoint's model, padded for tensor-parallel size 1 exactly as it was padded when saved."""
-    saved = dict(info.metadata.get("model") or {})
+    saved = info.metadata.get("model")
     if not saved:
         raise CheckpointError(f"{info.path}: nemotron_checkpoint.json has no 'model' settings; not a nemotron checkpoint")
-    if saved.get("moe"):
-        saved["moe"] = MoEConfig(**saved["moe"])
+    model = to_dataclass(saved, ModelConfig, source=f"{info.path / INFO_FILE} (model)")
     tensor = int((info.metadata.get("parallelism") or {}).get("tensor", 1))
-    fields = {f.name for f in dataclasses.fields(ModelConfig)}
-    model = ModelConfig(**{k: v for k, v in saved.items() if k in fields})
     return dataclasses.replace(model, make_vocab_size_divisible_by=model.make_vocab_size_divisible_by * tensor,
                                precision="fp32")
 

@@ -24,7 +24,7 @@ from nemotron.training.metrics import MetricsLogger
 from nemotron.training.model_config import parameter_count
 from nemotron.training.parallel import DistributedContext, destroy_distributed, init_distributed
 from nemotron.training.preemption import PreemptionWatcher, should_stop_all
-from nemotron.training.resume import restore, start_checkpoint
+from nemotron.training.resume import model_architecture, restore, start_checkpoint
 from nemotron.training.run_config import TrainingRunConfig, checkpoint_dir, run_dir
 
 
@@ -46,11 +46,6 @@ class TrainingResult:
     stop_reason: str | None
     requeue: bool  # the stop asked for the job to be requeued (Slurm time-limit warning)
     checkpoint: CheckpointInfo | None  # the newest checkpoint of the run
-    data_ref: str | None
-    tokenizer: TokenizerInfo | None
-    budget: ResolvedBudget
-    parallelism: dict[str, int]
-    num_parameters: int
     sample: str | None
     is_main: bool
 
@@ -114,7 +109,7 @@ def _checkpoint_metadata(cfg: TrainingRunConfig, identity: RunIdentity, context:
         "stage": identity.stage,
         "job_name": identity.job_name,
         "config_sha256": identity.config_sha256,
-        "model": asdict(cfg.model),
+        "model": model_architecture(cfg),  # what a resume compares the config against
         "parallelism": _parallelism(context),
         "train_state": state.to_dict(),
         "scheduler": scheduler.state_dict(),
@@ -167,7 +162,7 @@ def run_training(cfg: TrainingRunConfig, identity: RunIdentity, registry: FileRe
         engine = build_engine(cfg.model, cfg.parallel, cfg.optimizer, context, cfg.train.micro_batch_size)
         root = checkpoint_dir(cfg, registry.root)
         start = start_checkpoint(cfg, root)
-        state, newest = TrainState(), start
+        state = TrainState()
         if start is not None:
             state, _ = restore(engine, start, cfg)
             _say(context, f"resumed from {start.path} (step {state.iteration}, {state.consumed_samples:,} samples, "
@@ -212,8 +207,7 @@ def run_training(cfg: TrainingRunConfig, identity: RunIdentity, registry: FileRe
         return TrainingResult(
             state=state, finished=outcome.finished, stop_reason=outcome.stop_reason,
             requeue=bool(outcome.stop_reason) and watcher.should_requeue, checkpoint=newest,
-            data_ref=datasets.source.ref, tokenizer=tokenizer, budget=budget, parallelism=parallel,
-            num_parameters=num_parameters, sample=sample, is_main=context.is_main,
+            sample=sample, is_main=context.is_main,
         )
     finally:
         if logger is not None:
