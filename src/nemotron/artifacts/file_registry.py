@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from nemotron.atomic_write import write_text_atomic
 from nemotron.artifacts.errors import ArtifactError
 from nemotron.artifacts.manifest import HASH_LIMIT_BYTES, Manifest, VerifyReport, build_manifest, check_manifest
 from nemotron.artifacts.types import Artifact, ArtifactKind, ArtifactRef, Lineage, validate_name
@@ -110,9 +111,7 @@ class FileRegistry:
             "files": files,
             "manifest": manifest.to_dict(),
         }
-        tmp = staging.path / (RECORD_FILE + ".tmp")
-        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, staging.path / RECORD_FILE)
+        write_text_atomic(staging.path / RECORD_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
         name_dir = self.root / staging.name
         while True:
             version = self._highest_version(name_dir) + 1
@@ -133,9 +132,7 @@ class FileRegistry:
         validate_name(alias)
         alias_dir = self.root / artifact.name / "aliases"
         alias_dir.mkdir(parents=True, exist_ok=True)
-        tmp = alias_dir / f".{alias}.{uuid.uuid4().hex}"
-        tmp.write_text(f"v{artifact.version}\n")
-        os.replace(tmp, alias_dir / alias)
+        write_text_atomic(alias_dir / alias, f"v{artifact.version}\n")
 
     def import_existing(
         self,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from nemotron.atomic_write import write_text_atomic
 
 CONFIG_FILE = "config.yaml"
 JOB_FILE = "job.yaml"
@@ -76,8 +77,6 @@ def write_job_files(job_dir: Path, config: dict[str, Any], provenance: Provenanc
     job_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, text in ((CONFIG_FILE, render_config_yaml(config)), (JOB_FILE, render_job_yaml(config, provenance))):
-        tmp = job_dir / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, job_dir / name)
+        write_text_atomic(job_dir / name, text)
         paths.append(job_dir / name)
     return paths[0], paths[1]

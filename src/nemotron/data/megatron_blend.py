@@ -8,9 +8,9 @@ returns absolute prefixes in the `(prefixes, weights)` form of `BlendedMegatronD
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from nemotron.atomic_write import write_text_atomic
 from nemotron.data.errors import DataError
 from nemotron.data.splits import SPLITS
 
@@ -23,9 +23,7 @@ def write_blend(path: Path, per_split: dict[str, list[tuple[float, str]]]) -> No
         split: ([x for weight, prefix in per_split.get(split, []) for x in (weight, prefix)] or None)
         for split in SPLITS
     }
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(content, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(content, indent=2) + "\n")
 
 
 def read_blend(path: str | Path) -> dict[str, SplitBlend | None]:

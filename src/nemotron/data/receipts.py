@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nemotron.atomic_write import write_text_atomic
 from nemotron.checksums import sha256_file
 from nemotron.data.sources import SourceRange
 
@@ -75,9 +76,7 @@ def receipt_path(data_dir: Path, item_id: str) -> Path:
 def write_receipt(data_dir: Path, receipt: ShardReceipt) -> None:
     path = receipt_path(data_dir, receipt.item_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(receipt.to_json())
-    os.replace(tmp, path)
+    write_text_atomic(path, receipt.to_json())
 
 
 def valid_receipt(data_dir: Path, item_id: str, ranges: tuple[SourceRange, ...], settings_hash: str,

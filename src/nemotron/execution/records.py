@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from nemotron.atomic_write import write_text_atomic
 from nemotron.execution.errors import ExecutionError
 from nemotron.paths import nemotron_home
 
@@ -35,9 +35,7 @@ def jobs_root() -> Path:
 def save_record(record: JobRecord) -> Path:
     directory = jobs_root() / record.name
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{RECORD_FILE}.tmp"
-    tmp.write_text(json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, directory / RECORD_FILE)
+    write_text_atomic(directory / RECORD_FILE, json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
     return directory / RECORD_FILE
 
 

@@ -26,6 +26,7 @@ from megatron.core.tensor_parallel.random import get_cuda_rng_tracker
 from torch.distributed.checkpoint import FileSystemReader
 from torch.distributed.checkpoint.metadata import BytesStorageMetadata, Metadata, TensorStorageMetadata
 
+from nemotron.atomic_write import write_text_atomic
 from nemotron.config.errors import ConfigError
 from nemotron.training.cpu_compat import enable_cpu_compat
 
@@ -352,9 +353,7 @@ def _commit(root: Path, partial: Path, final: Path, info_text: str, keep_last: i
 
 def _point_latest(root: Path, name: str) -> None:
     """Replace root/latest atomically with `name`."""
-    tmp = root / f"{LATEST_FILE}.tmp"
-    _write_durably(tmp, name + "\n")
-    os.replace(tmp, root / LATEST_FILE)
+    write_text_atomic(root / LATEST_FILE, name + "\n", durable=True)
     _fsync_dir(root)
 
 
