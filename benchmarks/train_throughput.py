@@ -25,7 +25,7 @@ only slows a round down). The losses of the first and last step show that both t
 GPU section (only with CUDA): a ~124M-parameter model (12 layers, hidden 768, sequence 2048) on random
 token ids (enough to time a step; the loss does not fall much on random data), nemotron's GpuEngine
 in bf16 (megatron DDP + distributed optimizer, fp32 main weights) vs the HF model with fp32 weights
-under torch.autocast(bfloat16); tokens/s and MFU (nemotron.training.flops) of each. On a GPU machine
+under torch.autocast(bfloat16); tokens/s and MFU (nemotron.training.model.flops) of each. On a GPU machine
 the tiny section also runs on the GPU, in the same precisions.
 
     python benchmarks/train_throughput.py
@@ -46,9 +46,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable
 
 from bench_common import CommandFailed, nemotron_command, write_json
 
@@ -56,8 +56,15 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_TRAIN_CONFIG = REPO / "recipes/nano3/stage0_pretrain/config/tiny.yaml"
 TINY_DATA = "nano3-pretrain-data-tiny:latest"
 # ~124M parameters (GPT-2 small size with SwiGLU: FFN 2048 keeps the MLP at 2 x 4h^2), vocab a multiple of 128.
-GPU_MODEL = dict(num_layers=12, hidden_size=768, num_attention_heads=12, ffn_hidden_size=2048, seq_length=2048,
-                 vocab_size=50304, tie_embeddings=True)
+GPU_MODEL = dict(
+    num_layers=12,
+    hidden_size=768,
+    num_attention_heads=12,
+    ffn_hidden_size=2048,
+    seq_length=2048,
+    vocab_size=50304,
+    tie_embeddings=True,
+)
 
 
 # --- data and configs ------------------------------------------------------------------------------
@@ -72,13 +79,16 @@ def prepare_tiny_data(tmp: Path, timeout: float) -> Path:
     env.update(NEMOTRON_HOME=str(home), NEMOTRON_ENV_FILE=str(env_file))
     cmd = nemotron_command() + ["nano3", "data", "prep", "pretrain", "-c", "tiny"]
     try:
-        proc = subprocess.run(cmd, env=env, cwd=workdir, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            cmd, env=env, cwd=workdir, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired as exc:
         raise CommandFailed(f"timed out after {timeout:.0f} s: {' '.join(cmd)}") from exc
     if proc.returncode != 0:
-        raise CommandFailed(f"exit status {proc.returncode}: {' '.join(cmd)}\n"
-                            f"--- stdout ---\n{proc.stdout.rstrip()}\n--- stderr ---\n{proc.stderr.rstrip()}")
+        raise CommandFailed(
+            f"exit status {proc.returncode}: {' '.join(cmd)}\n"
+            f"--- stdout ---\n{proc.stdout.rstrip()}\n--- stderr ---\n{proc.stderr.rstrip()}"
+        )
     return home / "artifacts"
 
 
@@ -96,22 +106,35 @@ def tiny_recipe() -> tuple[dict, dict, dict, dict]:
 def tiny_model_config(section: dict, vocab_size: int):
     from dataclasses import fields
 
-    from nemotron.training.model_config import ModelConfig
+    from nemotron.training.model.config import ModelConfig
 
     known = {f.name for f in fields(ModelConfig)} - {"vocab_size", "moe"}
     return ModelConfig(vocab_size=vocab_size, **{k: v for k, v in section.items() if k in known})
 
 
-def real_batches(registry_root: Path, data_ref: str, seq_length: int, global_batch: int, micro_batch: int,
-                 steps: int, cache_dir: Path) -> tuple[list[list[dict]], int]:
+def real_batches(
+    registry_root: Path,
+    data_ref: str,
+    seq_length: int,
+    global_batch: int,
+    micro_batch: int,
+    steps: int,
+    cache_dir: Path,
+) -> tuple[list[list[dict]], int]:
     """`steps` global batches (each a list of micro-batches) from the artifact, and its vocabulary size."""
     from nemotron.artifacts import FileRegistry
-    from nemotron.training.data import TrainingDataConfig, build_datasets
-    from nemotron.training.data_position import MicroBatchIterator
+    from nemotron.training.datasets.gpt import TrainingDataConfig, build_datasets
+    from nemotron.training.datasets.position import MicroBatchIterator
 
-    data_cfg = TrainingDataConfig(seq_length=seq_length, seed=1234, global_batch_size=global_batch,
-                                  micro_batch_size=micro_batch, train_samples=steps * global_batch,
-                                  cache_dir=str(cache_dir), artifact_ref=data_ref)
+    data_cfg = TrainingDataConfig(
+        seq_length=seq_length,
+        seed=1234,
+        global_batch_size=global_batch,
+        micro_batch_size=micro_batch,
+        train_iters=steps,
+        cache_dir=str(cache_dir),
+        artifact_ref=data_ref,
+    )
     datasets = build_datasets(data_cfg, registry=FileRegistry(registry_root))
     it = MicroBatchIterator(datasets.train, micro_batch, 0, 1, global_batch_size=global_batch)
     per_step = it.micro_batches_per_step
@@ -119,8 +142,9 @@ def real_batches(registry_root: Path, data_ref: str, seq_length: int, global_bat
     return batches, datasets.tokenizer.vocab_size
 
 
-def synthetic_batches(vocab_size: int, seq_length: int, global_batch: int, micro_batch: int, steps: int,
-                      seed: int = 0) -> list[list[dict]]:
+def synthetic_batches(
+    vocab_size: int, seq_length: int, global_batch: int, micro_batch: int, steps: int, seed: int = 0
+) -> list[list[dict]]:
     """Random token ids, shaped like GPTDataset micro-batches (labels = the next token, every token counted)."""
     import torch
 
@@ -131,9 +155,15 @@ def synthetic_batches(vocab_size: int, seq_length: int, global_batch: int, micro
         step = []
         for _ in range(global_batch // micro_batch):
             ids = torch.randint(0, vocab_size, (micro_batch, seq_length + 1), generator=gen)
-            step.append({"tokens": ids[:, :-1].contiguous(), "labels": ids[:, 1:].contiguous(),
-                         "loss_mask": torch.ones(micro_batch, seq_length), "position_ids": positions,
-                         "attention_mask": None})
+            step.append(
+                {
+                    "tokens": ids[:, :-1].contiguous(),
+                    "labels": ids[:, 1:].contiguous(),
+                    "loss_mask": torch.ones(micro_batch, seq_length),
+                    "position_ids": positions,
+                    "attention_mask": None,
+                }
+            )
         out.append(step)
     return out
 
@@ -147,10 +177,11 @@ class NemotronTrainer:
     name = "nemotron (megatron-core)"
 
     def __init__(self, model_cfg, optim_cfg, context, micro_batch: int) -> None:
-        from nemotron.training.engine import build_engine
-        from nemotron.training.model_config import ParallelConfig, resolved_precision
+        from nemotron.training.engine.engines import build_engine
+        from nemotron.training.engine.objective import NextTokenObjective
+        from nemotron.training.model.config import ParallelConfig, resolved_precision
 
-        self.engine = build_engine(model_cfg, ParallelConfig(), optim_cfg, context, micro_batch)
+        self.engine = build_engine(model_cfg, ParallelConfig(), optim_cfg, context, micro_batch, NextTokenObjective())
         self.precision = resolved_precision(model_cfg, context.device)
 
     def step(self, micro_batches: list[dict]) -> float:
@@ -170,19 +201,22 @@ class HFTrainer:
         import torch
         from transformers import LlamaConfig, LlamaForCausalLM
 
-        from nemotron.training.hf_export import hf_config, hf_state_dict
-        from nemotron.training.optimizer import build_optimizer
+        from nemotron.training.export.hf import hf_config, hf_state_dict
+        from nemotron.training.optim.optimizer import build_optimizer
 
         self.device = device
         self.clip = optim_cfg.clip_grad
         self.model = LlamaForCausalLM(LlamaConfig(**hf_config(model_cfg, dtype="float32"))).to(device)
         # Same starting point as the megatron model (weights kept in fp32; autocast does the bf16 compute).
-        loaded = self.model.load_state_dict(hf_state_dict(megatron_weights, model_cfg, dtype=torch.float32),
-                                            strict=False)
+        loaded = self.model.load_state_dict(
+            hf_state_dict(megatron_weights, model_cfg, dtype=torch.float32), strict=False
+        )
         tied = {"lm_head.weight"} if model_cfg.tie_embeddings else set()
         if set(loaded.missing_keys) - tied or loaded.unexpected_keys:
-            raise RuntimeError(f"copying the megatron weights into the HF model: missing {loaded.missing_keys}, "
-                               f"unexpected {loaded.unexpected_keys}")
+            raise RuntimeError(
+                f"copying the megatron weights into the HF model: missing {loaded.missing_keys}, "
+                f"unexpected {loaded.unexpected_keys}"
+            )
         if model_cfg.tie_embeddings:
             self.model.tie_weights()
         self.model.train()
@@ -226,14 +260,23 @@ def synchronize(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def interleaved(trainers: list, batches: list[list[dict]], warmup: int, rounds: int, device,
-                tokens_per_step: int, log: Callable[[str], None]) -> list[dict]:
+def interleaved(
+    trainers: list,
+    batches: list[list[dict]],
+    warmup: int,
+    rounds: int,
+    device,
+    tokens_per_step: int,
+    log: Callable[[str], None],
+) -> list[dict]:
     """Warm up each trainer, then time rounds of equal steps, alternating which trainer goes first."""
     timed = len(batches) - warmup
     per_round = [timed // rounds + (1 if r < timed % rounds else 0) for r in range(rounds)]
-    results = [{"name": t.name, "precision": t.precision, "losses": [], "round_seconds": [], "round_steps": []}
-               for t in trainers]
-    for trainer, result in zip(trainers, results):
+    results = [
+        {"name": t.name, "precision": t.precision, "losses": [], "round_seconds": [], "round_steps": []}
+        for t in trainers
+    ]
+    for trainer, result in zip(trainers, results, strict=True):
         for batch in batches[:warmup]:
             result["losses"].append(trainer.step(batch))
         synchronize(device)
@@ -246,30 +289,40 @@ def interleaved(trainers: list, batches: list[list[dict]], warmup: int, rounds: 
             gc.collect()
             synchronize(device)
             began = time.perf_counter()
-            for batch in batches[start:start + steps]:
+            for batch in batches[start : start + steps]:
                 results[i]["losses"].append(trainers[i].step(batch))
             synchronize(device)
             results[i]["round_seconds"].append(time.perf_counter() - began)
             results[i]["round_steps"].append(steps)
         start += steps
-        log(f"  round {r + 1}/{rounds}: " + "   ".join(
-            f"{res['name'].split()[0]} {res['round_steps'][-1] * tokens_per_step / res['round_seconds'][-1]:,.0f} tok/s"
-            for res in results))
+        this_round = [res["round_steps"][-1] * tokens_per_step / res["round_seconds"][-1] for res in results]
+        log(
+            f"  round {r + 1}/{rounds}: "
+            + "   ".join(
+                f"{res['name'].split()[0]} {rate:,.0f} tok/s" for res, rate in zip(results, this_round, strict=True)
+            )
+        )
     for res in results:
-        rates = [s * tokens_per_step / sec for s, sec in zip(res["round_steps"], res["round_seconds"])]
-        res.update(round_tokens_per_s=rates, tokens_per_s=statistics.median(rates),
-                   timed_steps=sum(res["round_steps"]), timed_seconds=sum(res["round_seconds"]),
-                   first_loss=res["losses"][0], last_loss=res["losses"][-1])
+        rates = [s * tokens_per_step / sec for s, sec in zip(res["round_steps"], res["round_seconds"], strict=True)]
+        res.update(
+            round_tokens_per_s=rates,
+            tokens_per_s=statistics.median(rates),
+            timed_steps=sum(res["round_steps"]),
+            timed_seconds=sum(res["round_seconds"]),
+            first_loss=res["losses"][0],
+            last_loss=res["losses"][-1],
+        )
     return results
 
 
-def compare(label: str, model_cfg, optim_cfg, context, batches: list[list[dict]], micro_batch: int, warmup: int,
-            rounds: int) -> dict:
+def compare(
+    label: str, model_cfg, optim_cfg, context, batches: list[list[dict]], micro_batch: int, warmup: int, rounds: int
+) -> dict:
     """Build both trainers on `context.device` from the same initial weights and measure them interleaved."""
     import torch
 
-    from nemotron.training.flops import mfu
-    from nemotron.training.model_config import parameter_count
+    from nemotron.training.model.config import parameter_count
+    from nemotron.training.model.flops import mfu
 
     device = context.device
     ours = NemotronTrainer(model_cfg, optim_cfg, context, micro_batch)
@@ -277,15 +330,22 @@ def compare(label: str, model_cfg, optim_cfg, context, batches: list[list[dict]]
     global_batch = micro_batch * len(batches[0])
     tokens_per_step = global_batch * model_cfg.seq_length
     print(f"\n{label}")
-    print(f"  model: {model_cfg.num_layers} layers, hidden {model_cfg.hidden_size}, {model_cfg.num_attention_heads} "
-          f"heads ({model_cfg.query_groups} KV groups), ffn {model_cfg.ffn_size}, vocab {model_cfg.vocab_size}, "
-          f"seq {model_cfg.seq_length}, tied embeddings {model_cfg.tie_embeddings}: "
-          f"{parameter_count(model_cfg):,} parameters")
-    print(f"  batch: global {global_batch} x {model_cfg.seq_length} = {tokens_per_step:,} tokens per step, "
-          f"{len(batches[0])} micro-batch(es) of {micro_batch}; {warmup} warm-up + {len(batches) - warmup} timed "
-          f"steps per model in {rounds} rounds; device {device}, {torch.get_num_threads()} torch threads")
-    print(f"  precision: nemotron {ours.precision}, HF {hf.precision} (attention: {hf.attention}); "
-          f"AdamW lr {optim_cfg.lr:g}, weight decay {optim_cfg.weight_decay:g}, clip {optim_cfg.clip_grad}", flush=True)
+    print(
+        f"  model: {model_cfg.num_layers} layers, hidden {model_cfg.hidden_size}, {model_cfg.num_attention_heads} "
+        f"heads ({model_cfg.query_groups} KV groups), ffn {model_cfg.ffn_size}, vocab {model_cfg.vocab_size}, "
+        f"seq {model_cfg.seq_length}, tied embeddings {model_cfg.tie_embeddings}: "
+        f"{parameter_count(model_cfg):,} parameters"
+    )
+    print(
+        f"  batch: global {global_batch} x {model_cfg.seq_length} = {tokens_per_step:,} tokens per step, "
+        f"{len(batches[0])} micro-batch(es) of {micro_batch}; {warmup} warm-up + {len(batches) - warmup} timed "
+        f"steps per model in {rounds} rounds; device {device}, {torch.get_num_threads()} torch threads"
+    )
+    print(
+        f"  precision: nemotron {ours.precision}, HF {hf.precision} (attention: {hf.attention}); "
+        f"AdamW lr {optim_cfg.lr:g}, weight decay {optim_cfg.weight_decay:g}, clip {optim_cfg.clip_grad}",
+        flush=True,
+    )
     results = interleaved([ours, hf], batches, warmup, rounds, device, tokens_per_step, print)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     for res in results:
@@ -297,24 +357,44 @@ def compare(label: str, model_cfg, optim_cfg, context, batches: list[list[dict]]
     a, b = results
     ratio = a["tokens_per_s"] / b["tokens_per_s"]
     # Paired estimate: each round's two measurements sit side by side in time, so slow spells cancel out.
-    paired = statistics.median(x / y for x, y in zip(a["round_tokens_per_s"], b["round_tokens_per_s"]))
+    paired = statistics.median(x / y for x, y in zip(a["round_tokens_per_s"], b["round_tokens_per_s"], strict=True))
     best = max(a["round_tokens_per_s"]) / max(b["round_tokens_per_s"])  # load only ever slows a round down
-    print(f"\n  {'':32}{'tokens/s (median)':>18}{'min':>10}{'max':>10}{'loss first':>12}{'loss last':>11}"
-          + (f"{'MFU':>8}" if device_name else ""))
+    print(
+        f"\n  {'':32}{'tokens/s (median)':>18}{'min':>10}{'max':>10}{'loss first':>12}{'loss last':>11}"
+        + (f"{'MFU':>8}" if device_name else "")
+    )
     for res in results:
-        print(f"  {res['name']:<32}{res['tokens_per_s']:18,.0f}{min(res['round_tokens_per_s']):10,.0f}"
-              f"{max(res['round_tokens_per_s']):10,.0f}{res['first_loss']:12.4f}{res['last_loss']:11.4f}"
-              + (f"{res['mfu']:8.1%}" if res["mfu"] is not None else ""))
-    print(f"  ratio nemotron / HF: {ratio:.3f}x of the medians ({paired:.3f}x median of the per-round ratios, "
-          f"{best:.3f}x of the best rounds)")
-    print(f"  loss difference nemotron - HF (same initial weights and data): first step "
-          f"{a['first_loss'] - b['first_loss']:+.2e}, last step {a['last_loss'] - b['last_loss']:+.2e}", flush=True)
-    return {"label": label, "device": str(device), "device_name": device_name, "model": _asdict(model_cfg),
-            "parameters": parameter_count(model_cfg), "global_batch_size": global_batch,
-            "micro_batch_size": micro_batch, "tokens_per_step": tokens_per_step, "warmup_steps": warmup,
-            "rounds": rounds, "threads": torch.get_num_threads(), "results": {"nemotron": a, "huggingface": b},
-            "ratio_nemotron_over_hf": ratio, "median_round_ratio_nemotron_over_hf": paired,
-            "best_round_ratio_nemotron_over_hf": best}
+        print(
+            f"  {res['name']:<32}{res['tokens_per_s']:18,.0f}{min(res['round_tokens_per_s']):10,.0f}"
+            f"{max(res['round_tokens_per_s']):10,.0f}{res['first_loss']:12.4f}{res['last_loss']:11.4f}"
+            + (f"{res['mfu']:8.1%}" if res["mfu"] is not None else "")
+        )
+    print(
+        f"  ratio nemotron / HF: {ratio:.3f}x of the medians ({paired:.3f}x median of the per-round ratios, "
+        f"{best:.3f}x of the best rounds)"
+    )
+    print(
+        f"  loss difference nemotron - HF (same initial weights and data): first step "
+        f"{a['first_loss'] - b['first_loss']:+.2e}, last step {a['last_loss'] - b['last_loss']:+.2e}",
+        flush=True,
+    )
+    return {
+        "label": label,
+        "device": str(device),
+        "device_name": device_name,
+        "model": _asdict(model_cfg),
+        "parameters": parameter_count(model_cfg),
+        "global_batch_size": global_batch,
+        "micro_batch_size": micro_batch,
+        "tokens_per_step": tokens_per_step,
+        "warmup_steps": warmup,
+        "rounds": rounds,
+        "threads": torch.get_num_threads(),
+        "results": {"nemotron": a, "huggingface": b},
+        "ratio_nemotron_over_hf": ratio,
+        "median_round_ratio_nemotron_over_hf": paired,
+        "best_round_ratio_nemotron_over_hf": best,
+    }
 
 
 def _asdict(cfg) -> dict:
@@ -354,14 +434,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per model first (default: 3)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per model (default: 20)")
-    parser.add_argument("--rounds", type=int,
-                        help="rounds the timed steps are split into, alternating the order of the models "
-                             "(default: --steps, i.e. the models alternate every step)")
-    parser.add_argument("--threads", type=int, default=usable_cores(),
-                        help="torch threads for both models (default: all cores, %(default)s here)")
-    parser.add_argument("--registry", type=Path,
-                        help="an artifact registry root (e.g. ~/.nemotron/artifacts) that already holds the tiny "
-                             "pretrain data; default: prepare it in a temporary NEMOTRON_HOME")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="rounds the timed steps are split into, alternating the order of the models "
+        "(default: --steps, i.e. the models alternate every step)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=usable_cores(),
+        help="torch threads for both models (default: all cores, %(default)s here)",
+    )
+    parser.add_argument(
+        "--registry",
+        type=Path,
+        help="an artifact registry root (e.g. ~/.nemotron/artifacts) that already holds the tiny "
+        "pretrain data; default: prepare it in a temporary NEMOTRON_HOME",
+    )
     parser.add_argument("--data", default=TINY_DATA, help=f"the pretrain-data artifact (default: {TINY_DATA})")
     parser.add_argument("--gpu-micro-batch", type=int, default=8, help="GPU section: micro batch (default: 8)")
     parser.add_argument("--gpu-global-batch", type=int, default=32, help="GPU section: global batch (default: 32)")
@@ -379,13 +469,14 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=r".*(Apex|Transformer Engine).*not installed")
     import torch
 
-    from nemotron.training.model_config import ModelConfig, ParallelConfig
-    from nemotron.training.optimizer import OptimizerConfig
-    from nemotron.training.parallel import destroy_distributed, init_distributed
+    from nemotron.training.distributed.parallel import destroy_distributed, init_distributed
+    from nemotron.training.model.config import ModelConfig, ParallelConfig
+    from nemotron.training.optim.optimizer import OptimizerConfig
 
     torch.set_num_threads(args.threads)
-    print(f"python:   {sys.executable} ({platform.python_version()}), {os.cpu_count()} CPUs, "
-          f"{args.threads} torch threads")
+    print(
+        f"python:   {sys.executable} ({platform.python_version()}), {os.cpu_count()} CPUs, {args.threads} torch threads"
+    )
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()), flush=True)
     load_before = load_average()
 
@@ -400,8 +491,10 @@ def main(argv: list[str] | None = None) -> int:
             except CommandFailed as exc:
                 print(f"\nERROR: {exc}", file=sys.stderr)
                 return 1
-            print(f"data:     `nemotron nano3 data prep pretrain -c tiny` in {tmp / 'home'} "
-                  f"({time.perf_counter() - started:.1f} s)")
+            print(
+                f"data:     `nemotron nano3 data prep pretrain -c tiny` in {tmp / 'home'} "
+                f"({time.perf_counter() - started:.1f} s)"
+            )
         else:
             print(f"data:     registry {registry}")
 
@@ -410,21 +503,55 @@ def main(argv: list[str] | None = None) -> int:
         optim_cfg = OptimizerConfig(lr=float(lr_section["lr"]), **optim_section)
         context = init_distributed(ParallelConfig(), seed=1234)  # one process: gloo on the CPU, nccl on a GPU
         try:
-            batches, vocab = real_batches(registry, args.data, int(model_section["seq_length"]), global_batch,
-                                          micro_batch, args.warmup + args.steps, tmp / "data-cache")
+            batches, vocab = real_batches(
+                registry,
+                args.data,
+                int(model_section["seq_length"]),
+                global_batch,
+                micro_batch,
+                args.warmup + args.steps,
+                tmp / "data-cache",
+            )
             tiny_cfg = tiny_model_config(model_section, vocab)
-            sections.append(compare(f"tiny pretraining model (tiny.yaml) on {args.data}", tiny_cfg, optim_cfg,
-                                    context, batches, micro_batch, args.warmup, args.rounds))
+            sections.append(
+                compare(
+                    f"tiny pretraining model (tiny.yaml) on {args.data}",
+                    tiny_cfg,
+                    optim_cfg,
+                    context,
+                    batches,
+                    micro_batch,
+                    args.warmup,
+                    args.rounds,
+                )
+            )
             if torch.cuda.is_available() and not args.skip_gpu:
                 gpu_cfg = ModelConfig(**GPU_MODEL)
-                gpu_batches = synthetic_batches(gpu_cfg.vocab_size, gpu_cfg.seq_length, args.gpu_global_batch,
-                                                args.gpu_micro_batch, args.warmup + args.steps)
-                sections.append(compare("GPU: ~124M-parameter model on random token ids", gpu_cfg,
-                                        OptimizerConfig(lr=3e-4), context, gpu_batches, args.gpu_micro_batch,
-                                        args.warmup, args.rounds))
+                gpu_batches = synthetic_batches(
+                    gpu_cfg.vocab_size,
+                    gpu_cfg.seq_length,
+                    args.gpu_global_batch,
+                    args.gpu_micro_batch,
+                    args.warmup + args.steps,
+                )
+                sections.append(
+                    compare(
+                        "GPU: ~124M-parameter model on random token ids",
+                        gpu_cfg,
+                        OptimizerConfig(lr=3e-4),
+                        context,
+                        gpu_batches,
+                        args.gpu_micro_batch,
+                        args.warmup,
+                        args.rounds,
+                    )
+                )
             else:
-                print("\nno GPU: skipped the GPU measurement" if not torch.cuda.is_available()
-                      else "\n--skip-gpu: skipped the GPU measurement")
+                print(
+                    "\nno GPU: skipped the GPU measurement"
+                    if not torch.cuda.is_available()
+                    else "\n--skip-gpu: skipped the GPU measurement"
+                )
         finally:
             destroy_distributed()
     finally:
@@ -434,22 +561,33 @@ def main(argv: list[str] | None = None) -> int:
     if load_before is not None and load_after is not None:
         print(f"\nload average (1 min): {load_before:.1f} before, {load_after:.1f} after, on {usable_cores()} cores")
         if max(load_before, load_after) > usable_cores() and args.threads > 1:
-            print("  the machine was busy: with every core's thread shared, threaded steps wait on each other and "
-                  "vary a lot; --threads 1 gives steadier numbers there")
+            print(
+                "  the machine was busy: with every core's thread shared, threaded steps wait on each other and "
+                "vary a lot; --threads 1 gives steadier numbers there"
+            )
     print("\nSummary (tokens/s, median over rounds; other load on the machine hits both models alike)")
     for section in sections:
         ours, hf = section["results"]["nemotron"], section["results"]["huggingface"]
-        print(f"  {section['label']}: nemotron {ours['tokens_per_s']:,.0f}, HF {hf['tokens_per_s']:,.0f}, "
-              f"ratio {section['ratio_nemotron_over_hf']:.3f}x (per-round median "
-              f"{section['median_round_ratio_nemotron_over_hf']:.3f}x, best rounds "
-              f"{section['best_round_ratio_nemotron_over_hf']:.3f}x)")
+        print(
+            f"  {section['label']}: nemotron {ours['tokens_per_s']:,.0f}, HF {hf['tokens_per_s']:,.0f}, "
+            f"ratio {section['ratio_nemotron_over_hf']:.3f}x (per-round median "
+            f"{section['median_round_ratio_nemotron_over_hf']:.3f}x, best rounds "
+            f"{section['best_round_ratio_nemotron_over_hf']:.3f}x)"
+        )
 
     if args.json:
         payload = {
-            "python": sys.executable, "python_version": platform.python_version(), "platform": platform.platform(),
-            "cpus": os.cpu_count(), "threads": args.threads, "versions": versions(),
+            "python": sys.executable,
+            "python_version": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "threads": args.threads,
+            "versions": versions(),
             "load_average_1min": {"before": load_before, "after": load_after},
-            "warmup": args.warmup, "steps": args.steps, "rounds": args.rounds, "data": args.data,
+            "warmup": args.warmup,
+            "steps": args.steps,
+            "rounds": args.rounds,
+            "data": args.data,
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
             "sections": sections,
         }

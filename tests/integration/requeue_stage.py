@@ -1,6 +1,6 @@
 """A test-only distributed stage that counts steps and stops, saves and requeues on Slurm's signals.
 
-It is what a training stage does with nemotron.training.preemption, minus the training: under
+It is what a training stage does with nemotron.training.distributed.preemption, minus the training: under
 torchrun its ranks join a gloo group, agree on stopping (`should_stop_all`), rank 0 saves the step
 reached to `progress.json` in the job dir (the job's working directory) and, after the time-limit
 warning (SIGUSR1), requeues the job; the next run resumes from the saved step.
@@ -70,7 +70,12 @@ def _save(path: Path, data: dict) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     from nemotron.stages.runtime import load_stage_config
-    from nemotron.training.preemption import PreemptionWatcher, is_global_rank_zero, requeue_slurm_job, should_stop_all
+    from nemotron.training.distributed.preemption import (
+        PreemptionWatcher,
+        is_global_rank_zero,
+        requeue_slurm_job,
+        should_stop_all,
+    )
 
     config, _ = load_stage_config(argv, RequeueStageConfig, "requeue_stage")
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -96,8 +101,16 @@ def run(argv: list[str] | None = None) -> int:
             _append(Path("steps.txt"), f"{restart} {step}")
         if should_stop_all(watcher):
             if main:
-                _save(progress, {"step": step, "restart": restart, "reason": watcher.reason,
-                                 "requeue": watcher.should_requeue, "done": False})
+                _save(
+                    progress,
+                    {
+                        "step": step,
+                        "restart": restart,
+                        "reason": watcher.reason,
+                        "requeue": watcher.should_requeue,
+                        "done": False,
+                    },
+                )
             if dist is not None:
                 dist.barrier()  # saved everywhere before the job is requeued (Slurm ends it at once)
                 dist.destroy_process_group()

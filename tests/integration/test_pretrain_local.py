@@ -15,9 +15,20 @@ pytestmark = pytest.mark.integration
 PREP = ("nano3", "data", "prep", "pretrain", "-c", "tiny")
 PRETRAIN = ("nano3", "pretrain", "-c", "tiny")
 # The tiny recipe, shrunk so each run takes seconds: 2 layers of width 64, sequences of 64 tokens.
-SMALL = ("model.num_layers=2", "model.hidden_size=64", "model.num_attention_heads=4", "model.num_query_groups=2",
-         "model.ffn_hidden_size=128", "model.seq_length=64", "train.global_batch_size=8", "train.micro_batch_size=4",
-         "train.eval_iters=2", "lr.warmup_iters=5", "guard.warmup_steps=5", "sample.tokens=8")
+SMALL = (
+    "model.num_layers=2",
+    "model.hidden_size=64",
+    "model.num_attention_heads=4",
+    "model.num_query_groups=2",
+    "model.ffn_hidden_size=128",
+    "model.seq_length=64",
+    "train.global_batch_size=8",
+    "train.micro_batch_size=4",
+    "train.eval_iters=2",
+    "lr.warmup_iters=5",
+    "guard.warmup_steps=5",
+    "sample.tokens=8",
+)
 STEP = re.compile(r"^progress: (\d+)/\d+ steps, loss ([0-9.]+)", re.MULTILINE)
 VALIDATION = re.compile(r"^validation at step (\d+): loss ([0-9.]+)", re.MULTILINE)
 
@@ -39,8 +50,16 @@ def step_losses(text: str) -> dict[int, float]:
 
 
 def test_tiny_pretraining_learns_publishes_a_model_and_exports_to_hf(run_cli, tiny_data, nemotron_home, tmp_path):
-    done = run_cli(*PRETRAIN, *SMALL, "train.train_iters=60", "train.eval_interval=30",
-                   "checkpoint.save_interval=30", "run_name=learn", "artifact_name=tiny-model", timeout=600)
+    done = run_cli(
+        *PRETRAIN,
+        *SMALL,
+        "train.train_iters=60",
+        "train.eval_interval=30",
+        "checkpoint.save_interval=30",
+        "run_name=learn",
+        "artifact_name=tiny-model",
+        timeout=600,
+    )
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     validation = {int(step): float(loss) for step, loss in VALIDATION.findall(done.stdout)}
@@ -72,11 +91,12 @@ def assert_hf_logits_match_checkpoint(hf_dir: Path, checkpoint: Path) -> None:
     """transformers' model from the export and megatron's model from the checkpoint agree on a batch."""
     from transformers import AutoModelForCausalLM
 
-    from nemotron.training.checkpoint import load_checkpoint, read_checkpoint_info
-    from nemotron.training.checkpoint_export import unsplit_model_config
-    from nemotron.training.model import build_model
-    from nemotron.training.model_config import ParallelConfig
-    from nemotron.training.parallel import destroy_distributed, init_distributed
+    from nemotron.training.checkpoint.layout import read_checkpoint_info
+    from nemotron.training.checkpoint.store import load_checkpoint
+    from nemotron.training.distributed.parallel import destroy_distributed, init_distributed
+    from nemotron.training.export.from_checkpoint import unsplit_model_config
+    from nemotron.training.model.build import build_model
+    from nemotron.training.model.config import ParallelConfig
 
     info = read_checkpoint_info(checkpoint)
     config = unsplit_model_config(info)
@@ -87,7 +107,7 @@ def assert_hf_logits_match_checkpoint(hf_dir: Path, checkpoint: Path) -> None:
         model.load_state_dict(load_checkpoint(info, {"model": model.sharded_state_dict()})["model"])
         model.eval()
         with torch.no_grad():
-            expected = model(tokens, torch.arange(32).expand(2, -1), None)[..., :config.vocab_size]
+            expected = model(tokens, torch.arange(32).expand(2, -1), None)[..., : config.vocab_size]
     finally:
         destroy_distributed()
     hf = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
@@ -162,17 +182,35 @@ def test_gpu_dry_run_shows_the_torchrun_command_and_sbatch_script(run_cli, tiny_
     """default.yaml (~1B) against a 2-node x 8-GPU Slurm profile: previewed here, nothing submitted."""
     (nemotron_home.parent / "env.toml").write_text(
         '[gpu-cluster]\nexecutor = "slurm"\naccount = "acct"\npartition = "batch"\nnodes = 2\n'
-        'gpus_per_node = 8\ntime = "04:00:00"\njob_dir = "/lustre/me/jobs"\n')
-    done = run_cli("nano3", "pretrain", "--dry-run", "--batch", "gpu-cluster", "run.data=nano3-pretrain-data-tiny:latest")
+        'gpus_per_node = 8\ntime = "04:00:00"\njob_dir = "/lustre/me/jobs"\n'
+    )
+    done = run_cli(
+        "nano3", "pretrain", "--dry-run", "--batch", "gpu-cluster", "run.data=nano3-pretrain-data-tiny:latest"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     out = " ".join(done.stdout.split())
-    for expected in ("#SBATCH --nodes=2", "#SBATCH --gpus-per-node=8", "#SBATCH --signal=USR1@120",
-                     "--ntasks-per-node=1", "-m torch.distributed.run --nnodes=$SLURM_NNODES --nproc-per-node=8",
-                     "--rdzv-backend=c10d", "-m nemotron.stages.pretrain --config", "num_layers: 16",
-                     "hidden_size: 2048", "vocab_size: 8192"):
+    for expected in (
+        "#SBATCH --nodes=2",
+        "#SBATCH --gpus-per-node=8",
+        "#SBATCH --signal=USR1@120",
+        "--ntasks-per-node=1",
+        "-m torch.distributed.run --nnodes=$SLURM_NNODES --nproc-per-node=8",
+        "--rdzv-backend=c10d",
+        "-m nemotron.stages.pretrain --config",
+        "num_layers: 16",
+        "hidden_size: 2048",
+        "vocab_size: 8192",
+    ):
         assert expected in out, expected
     assert "nothing was written or submitted" in out
     # 16 GPUs with tensor 3 cannot work: refused before anything is shown or submitted
-    bad = run_cli("nano3", "pretrain", "--dry-run", "--batch", "gpu-cluster",
-                  "run.data=nano3-pretrain-data-tiny:latest", "parallel.tensor=3")
+    bad = run_cli(
+        "nano3",
+        "pretrain",
+        "--dry-run",
+        "--batch",
+        "gpu-cluster",
+        "run.data=nano3-pretrain-data-tiny:latest",
+        "parallel.tensor=3",
+    )
     assert bad.returncode != 0 and "does not divide the world size 16" in bad.stderr

@@ -17,7 +17,7 @@ DATA_POSITION = {"consumed_samples": 64, "epoch": 0, "order": [3, 1, 2]}
 
 def tiny_model_config(tie: bool):
     """The 2-layer, hidden-64 GPT used by the checkpoint tests (swiglu fc1 is a sharded-tensor factory)."""
-    from nemotron.training.model_config import ModelConfig
+    from nemotron.training.model.config import ModelConfig
 
     return ModelConfig(
         num_layers=2, hidden_size=64, num_attention_heads=4, num_query_groups=2, ffn_hidden_size=128,
@@ -30,17 +30,17 @@ def build_state(seed: int, tie: bool, **model_changes):
     """(model, AdamW with decay/no-decay groups, LR scheduler), weights drawn from `seed`."""
     import dataclasses
 
-    from nemotron.training.lr_schedules import LRScheduleConfig, LRScheduler
-    from nemotron.training.model import build_model
-    from nemotron.training.model_config import ParallelConfig
-    from nemotron.training.optimizer import OptimizerConfig, build_optimizer
-    from nemotron.training.parallel import seed_rngs
+    from nemotron.training.distributed.parallel import seed_rngs
+    from nemotron.training.model.build import build_model
+    from nemotron.training.model.config import ParallelConfig
+    from nemotron.training.optim.lr_schedules import LRScheduleConfig, LRScheduler
+    from nemotron.training.optim.optimizer import OptimizerConfig, build_optimizer
 
     seed_rngs(seed)
     config = dataclasses.replace(tiny_model_config(tie), **model_changes)
     model = build_model(config, ParallelConfig(), "cpu")
     optimizer = build_optimizer(model, OptimizerConfig(lr=1e-3))
-    scheduler = LRScheduler(optimizer, LRScheduleConfig(lr=1e-3, warmup_iters=3), total_iters=20)
+    scheduler = LRScheduler(optimizer, LRScheduleConfig(lr=1e-3, warmup_iters=3), train_iters=20)
     return model, optimizer, scheduler
 
 
@@ -66,8 +66,8 @@ def train(model, optimizer, scheduler, steps: int, *, rank: int = 0, dp_size: in
 
 def sharded_state(model, optimizer, scheduler, data_position: dict) -> dict:
     """Everything a training run checkpoints: weights, optimizer, scheduler, data position, RNG."""
-    from nemotron.training.checkpoint import rng_sharded_state
-    from nemotron.training.optimizer_state import optimizer_sharded_state_dict
+    from nemotron.training.checkpoint.optimizer_state import optimizer_sharded_state_dict
+    from nemotron.training.checkpoint.rng import rng_sharded_state
 
     model_state = model.sharded_state_dict()
     return {
@@ -81,8 +81,8 @@ def sharded_state(model, optimizer, scheduler, data_position: dict) -> dict:
 
 def restore(model, optimizer, scheduler, loaded: dict) -> dict:
     """Apply a loaded sharded_state(); returns the data position."""
-    from nemotron.training.checkpoint import restore_rng
-    from nemotron.training.optimizer_state import load_optimizer_state
+    from nemotron.training.checkpoint.optimizer_state import load_optimizer_state
+    from nemotron.training.checkpoint.rng import restore_rng
 
     model.load_state_dict(loaded["model"])
     load_optimizer_state(optimizer, loaded["optimizer"])
@@ -149,7 +149,7 @@ def _save(root: Path, out: Path, tie: bool) -> None:
     import torch
     import torch.distributed as dist
 
-    from nemotron.training.checkpoint import save_checkpoint
+    from nemotron.training.checkpoint.store import save_checkpoint
 
     model, optimizer, scheduler = build_state(seed=1, tie=tie)
     rank, size = dist.get_rank(), dist.get_world_size()
@@ -164,7 +164,8 @@ def _load(root: Path, out: Path, tie: bool) -> None:
     import torch
     import torch.distributed as dist
 
-    from nemotron.training.checkpoint import latest_checkpoint, load_checkpoint
+    from nemotron.training.checkpoint.layout import latest_checkpoint
+    from nemotron.training.checkpoint.store import load_checkpoint
 
     model, optimizer, scheduler = build_state(seed=99, tie=tie)
     info = latest_checkpoint(root)
@@ -177,7 +178,7 @@ def _load(root: Path, out: Path, tie: bool) -> None:
 def _crash(root: Path, out: Path, tie: bool) -> None:
     from megatron.core.dist_checkpointing.mapping import ShardedObject
 
-    from nemotron.training.checkpoint import save_checkpoint
+    from nemotron.training.checkpoint.store import save_checkpoint
 
     model, optimizer, scheduler = build_state(seed=1, tie=tie)
     save_checkpoint(root, 1, sharded_state(model, optimizer, scheduler, DATA_POSITION), {}, keep_last=None)
@@ -196,8 +197,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--tie", action="store_true")
     args = parser.parse_args(argv)
 
-    from nemotron.training.model_config import ParallelConfig
-    from nemotron.training.parallel import destroy_distributed, init_distributed
+    from nemotron.training.distributed.parallel import destroy_distributed, init_distributed
+    from nemotron.training.model.config import ParallelConfig
 
     init_distributed(ParallelConfig(), seed=1)
     try:

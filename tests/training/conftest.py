@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 @contextmanager
 def _one_process_group() -> Iterator[object]:
     """init_distributed as a single process would (no torchrun variables), torn down afterwards."""
-    from nemotron.training.model_config import ParallelConfig
-    from nemotron.training.parallel import TORCHRUN_VARS, destroy_distributed, init_distributed
+    from nemotron.training.distributed.parallel import TORCHRUN_VARS, destroy_distributed, init_distributed
+    from nemotron.training.model.config import ParallelConfig
 
     with pytest.MonkeyPatch.context() as patch:
         for name in TORCHRUN_VARS:

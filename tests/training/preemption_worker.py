@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from nemotron.training.preemption import PreemptionWatcher, is_global_rank_zero, should_stop_all
+from nemotron.training.distributed.preemption import PreemptionWatcher, is_global_rank_zero, should_stop_all
 
 
 def main() -> None:
@@ -40,8 +40,15 @@ def main() -> None:
         if should_stop_all(watcher):
             stopped = True
             break
-    result = {"rank": rank, "step": step, "stopped": stopped, "reason": watcher.reason,
-              "requeue": watcher.should_requeue, "signal": watcher.signal_name, "rank_zero": is_global_rank_zero()}
+    result = {
+        "rank": rank,
+        "step": step,
+        "stopped": stopped,
+        "reason": watcher.reason,
+        "requeue": watcher.should_requeue,
+        "signal": watcher.signal_name,
+        "rank_zero": is_global_rank_zero(),
+    }
     (out / f"result-{rank}.json").write_text(json.dumps(result))
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -1,1 +1,1 @@
-"""Pretraining on megatron-core: model config, model building, process groups and the CPU shim."""
+"""The megatron-core training runtime every training stage composes: model, optimizer, engine, loop, checkpoints."""

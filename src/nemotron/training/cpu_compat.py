@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import types
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from megatron.core import package_info
-from megatron.core.pipeline_parallel import schedules
 from megatron.core.fusions import fused_softmax
+from megatron.core.pipeline_parallel import schedules
 from megatron.core.tensor_parallel import random as mcore_random
 from megatron.core.transformer import utils as transformer_utils
+
+from nemotron.training.errors import TrainingError
 
 # Deliberately not redirected: megatron's optimizer (get_megatron_optimizer, DistributedOptimizer,
 # grad clipping), which asserts CUDA tensor types; on the CPU the training loop uses plain torch
@@ -22,7 +26,7 @@ _CPU = torch.device("cpu")
 _active = False
 
 
-class CpuCompatError(RuntimeError):
+class CpuCompatError(TrainingError):
     """The CPU shim cannot run here (wrong megatron-core version or an unsupported RNG mode)."""
 
 
@@ -56,7 +60,7 @@ def enable_cpu_compat() -> bool:
     # GlobalMemoryBuffer.get_tensor (the attention score buffer of DotProductAttention) allocates there;
     # weights built without use_cpu_initialization and the checkpoint savers' status tensors too.
     # Without CUDA the original can only raise, so answering "cpu" changes no code path that worked.
-    torch.cuda.current_device = _cpu_current_device
+    torch.cuda.current_device = _cpu_current_device  # type: ignore[assignment]  # torch types it -> int (an index)
     # dist_checkpointing's FileSystemWriterAsync.preload_tensors (and the fully-parallel save strategy)
     # wait for device copies with torch.cuda.synchronize(); on the CPU there is nothing to wait for.
     torch.cuda.synchronize = _cpu_synchronize
@@ -103,7 +107,7 @@ class _TorchWithCpuZeros(types.ModuleType):
         return getattr(torch, name)
 
     @staticmethod
-    def zeros(*size: object, device: object = None, **kwargs: object) -> torch.Tensor:
+    def zeros(*size: Any, device: Any = None, **kwargs: Any) -> torch.Tensor:
         if device is not None and str(device).startswith("cuda"):
             device = _CPU
         return torch.zeros(*size, device=device, **kwargs)
@@ -125,7 +129,7 @@ class CpuRNGStatesTracker(mcore_random.CudaRNGStatesTracker):
         self.states_[name] = generator.get_state()
 
     @contextlib.contextmanager
-    def fork(self, name: str = mcore_random._MODEL_PARALLEL_RNG_TRACKER_NAME):
+    def fork(self, name: str = mcore_random._MODEL_PARALLEL_RNG_TRACKER_NAME) -> Iterator[None]:
         """Run the block with the named state as the CPU generator state, then restore the outer one."""
         if name not in self.states_:
             raise CpuCompatError(f"RNG state {name!r} is not tracked; seed it first (model_parallel_cuda_manual_seed)")

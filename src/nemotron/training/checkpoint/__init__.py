@@ -1,0 +1,1 @@
+"""Training checkpoints: the on-disk layout, atomic saves, verification, RNG state and resuming."""

@@ -1,0 +1,1 @@
+"""Training datasets: GPT samples from data artifacts, and the resumable micro-batch order."""

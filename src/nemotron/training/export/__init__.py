@@ -1,0 +1,1 @@
+"""Exports of trained models: Hugging Face folders from megatron models and checkpoints."""

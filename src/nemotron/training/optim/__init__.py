@@ -1,0 +1,1 @@
+"""Optimizers, their checkpointable state, and learning-rate schedules."""

@@ -1,0 +1,1 @@
+"""Pretraining: the GPT next-token stage composed from the shared runtime (its config, data adapter and objective)."""

@@ -1,0 +1,35 @@
+"""Checks a training config against the processes a profile will start, at launch, before anything is submitted."""
+
+from __future__ import annotations
+
+import shutil
+
+from nemotron.env import Profile
+from nemotron.training.model.config import ModelConfig, ParallelConfig, data_parallel_size, validate
+from nemotron.training.optim.lr_schedules import LRScheduleConfig, validate_schedule
+from nemotron.training.run.config import TrainingRunConfig, TrainSection
+from nemotron.training.run.plan import RunPlan, plan_run
+
+
+def planned_processes(profile: Profile) -> tuple[int, str]:
+    """(world size, device type) the profile will launch a distributed stage with."""
+    slurm = profile.slurm
+    if profile.executor == "slurm" and slurm is not None:
+        return (slurm.nodes or 1) * profile.processes_per_node(), "cuda" if slurm.gpus_per_node else "cpu"
+    return profile.processes_per_node(), "cuda" if shutil.which("nvidia-smi") else "cpu"
+
+
+def check_training(
+    model: ModelConfig, parallel: ParallelConfig, train: TrainSection, lr: LRScheduleConfig, profile: Profile
+) -> RunPlan:
+    """The run's plan on `profile`; ConfigError for a model, parallel split, batch or schedule that could not run."""
+    world_size, device = planned_processes(profile)
+    validate(model, parallel, world_size, device)
+    plan = plan_run(model, train, data_parallel_size(parallel, world_size))
+    validate_schedule(lr, plan.budget.train_iters)
+    return plan
+
+
+def check_training_run(cfg: TrainingRunConfig, profile: Profile) -> RunPlan:
+    """The StageSpec preflight of every training stage: `check_training` on the config's sections."""
+    return check_training(cfg.model, cfg.parallel, cfg.train, cfg.lr, profile)

@@ -1,0 +1,266 @@
+"""One training run end to end, for any stage: processes, the stage's data and objective, engine, resume, loop, saves.
+
+A stage supplies what differs (`DataFactory`: its batches; `Objective`: its forward pass and loss);
+everything else here is shared, so pretraining, SFT and RL run, save, resume and stop alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nemotron.artifacts import FileRegistry
+from nemotron.artifacts.kinds import TokenizerInfo
+from nemotron.training.checkpoint.layout import CheckpointInfo
+from nemotron.training.checkpoint.rng import rng_sharded_state
+from nemotron.training.checkpoint.store import save_checkpoint
+from nemotron.training.distributed.parallel import DistributedContext, destroy_distributed, init_distributed
+from nemotron.training.distributed.preemption import PreemptionWatcher, should_stop_all
+from nemotron.training.engine.engines import Engine, build_engine
+from nemotron.training.engine.objective import Batch, Objective
+from nemotron.training.loop.divergence import DivergenceGuard
+from nemotron.training.loop.metrics import MetricsLogger
+from nemotron.training.loop.training_loop import LoopSettings, TrainingLoop, TrainState
+from nemotron.training.model.flops import mfu
+from nemotron.training.optim.lr_schedules import LRScheduler
+from nemotron.training.run.config import TrainingRunConfig, checkpoint_dir, run_dir
+from nemotron.training.run.plan import RunPlan, plan_run
+from nemotron.training.run.resume import model_architecture, restore, start_checkpoint
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Who runs the training (for checkpoint metadata and W&B): stage, job name and config hash."""
+
+    stage: str
+    job_name: str | None
+    config_sha256: str
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """What a stage's data factory is told: the run's plan, its folder, this process's place and the registry."""
+
+    plan: RunPlan
+    run_dir: Path
+    context: DistributedContext
+    registry: FileRegistry
+
+
+@dataclass(frozen=True)
+class StageData:
+    """A stage's batches for this rank, and where they came from (lineage, checkpoint metadata, sampling)."""
+
+    train_batches: Callable[[int], Iterator[Batch]]  # micro-batches from a consumed-samples position on
+    valid_batches: Callable[[], Iterator[Batch]] | None  # the same validation batches each call; None: no split
+    ref: str | None  # the data artifact, pinned
+    tokenizer: TokenizerInfo | None
+
+
+DataFactory = Callable[[DataRequest], StageData]
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What a run leaves behind, as seen by global rank 0."""
+
+    state: TrainState
+    finished: bool
+    stop_reason: str | None
+    requeue: bool  # the stop asked for the job to be requeued (Slurm time-limit warning)
+    checkpoint: CheckpointInfo | None  # the newest checkpoint of the run
+    sample: str | None
+    is_main: bool
+
+
+def _say(context: DistributedContext, message: str) -> None:
+    if context.is_main:
+        print(message, flush=True)
+
+
+def _throughput(cfg: TrainingRunConfig, context: DistributedContext) -> Callable[[float], dict[str, float]]:
+    if context.device.type != "cuda":
+        return lambda tokens_per_second: {}
+    name = torch.cuda.get_device_name(context.device)
+
+    def utilisation(tokens_per_second: float) -> dict[str, float]:
+        value = mfu(tokens_per_second / context.world_size, cfg.model, name)
+        return {} if value is None else {"mfu": value}
+
+    return utilisation
+
+
+def _parallelism(context: DistributedContext) -> dict[str, int]:
+    return {
+        "world_size": context.world_size,
+        "tensor": context.tensor,
+        "pipeline": context.pipeline,
+        "context": context.context,
+        "data": context.data,
+        "expert": context.expert,
+    }
+
+
+def _checkpoint_metadata(
+    cfg: TrainingRunConfig,
+    identity: RunIdentity,
+    context: DistributedContext,
+    state: TrainState,
+    scheduler: LRScheduler,
+    data: StageData,
+    plan: RunPlan,
+) -> dict[str, Any]:
+    return {
+        "run_name": cfg.run_name,
+        "stage": identity.stage,
+        "job_name": identity.job_name,
+        "config_sha256": identity.config_sha256,
+        "model": model_architecture(cfg.model),  # what a resume compares the config against
+        "parallelism": _parallelism(context),
+        "train_state": state.to_dict(),
+        "scheduler": scheduler.state_dict(),
+        "train_iters": plan.budget.train_iters,
+        "data": data.ref,
+        "tokenizer": data.tokenizer.to_dict() if data.tokenizer else None,
+    }
+
+
+def sample_text(
+    engine: Engine, cfg: TrainingRunConfig, tokenizer: TokenizerInfo | None, context: DistributedContext
+) -> str | None:
+    """A greedy continuation of `sample.prompt`, when a local tokenizer folder is known (pipeline size 1)."""
+    if cfg.sample.tokens <= 0 or tokenizer is None or context.pipeline > 1 or not Path(tokenizer.name_or_path).is_dir():
+        return None
+    from transformers import AutoTokenizer
+
+    from nemotron.training.model.generate import greedy_tokens
+
+    hf = AutoTokenizer.from_pretrained(tokenizer.name_or_path)
+    prompt = hf.encode(cfg.sample.prompt, add_special_tokens=False)
+    new = greedy_tokens(
+        engine.model_chunks[0],
+        prompt,
+        cfg.sample.tokens,
+        vocab_size=cfg.model.vocab_size,
+        max_length=cfg.model.seq_length,
+        device=context.device,
+        stop_id=tokenizer.eod_id,
+    )
+    return str(hf.decode(prompt + new))
+
+
+def run_training(
+    cfg: TrainingRunConfig,
+    identity: RunIdentity,
+    registry: FileRegistry,
+    data_factory: DataFactory,
+    objective: Objective,
+    on_checkpoint: Callable[[CheckpointInfo], None] | None = None,
+) -> TrainingResult:
+    """Train `cfg` on the stage's data with its objective in this process (one of torchrun's, or alone); collective."""
+    context = init_distributed(cfg.parallel, seed=cfg.train.seed)
+    logger = None
+    try:
+        parallel = _parallelism(context)
+        _say(context, "processes: " + ", ".join(f"{k} {v}" for k, v in parallel.items()) + f" on {context.device.type}")
+        plan = plan_run(cfg.model, cfg.train, context.data)
+        train_iters = plan.budget.train_iters
+        _say(
+            context,
+            f"model: {plan.num_parameters:,} parameters; {plan.budget.describe()}; "
+            f"{plan.micro_batches} micro-batch(es) of {cfg.train.micro_batch_size} per rank per step",
+        )
+        folder = run_dir(cfg, registry.root)
+        data = data_factory(DataRequest(plan, folder, context, registry))
+        engine = build_engine(cfg.model, cfg.parallel, cfg.optimizer, context, cfg.train.micro_batch_size, objective)
+        root = checkpoint_dir(cfg, registry.root)
+        start = start_checkpoint(cfg.checkpoint, root)
+        state = TrainState()
+        if start is not None:
+            state, _ = restore(engine, start, cfg.model)
+            _say(
+                context,
+                f"resumed from {start.path} (step {state.iteration}, {state.consumed_samples:,} samples, "
+                f"{state.tokens_seen:,} tokens seen)",
+            )
+        scheduler = LRScheduler(
+            engine.optimizer,
+            cfg.lr,
+            train_iters,
+            global_batch_size=cfg.train.global_batch_size,
+            start_step=state.iteration,
+        )
+        logger = MetricsLogger(
+            is_main=context.is_main,
+            tensorboard_dir=folder / "tensorboard",
+            train_iters=train_iters,
+            progress_bar=cfg.logging.progress_bar,
+            use_wandb=cfg.logging.wandb,
+            run_name=cfg.run_name,
+            config={"model": asdict(cfg.model), "train": asdict(cfg.train)},
+        )
+        watcher = PreemptionWatcher()
+        watcher.install()
+        saved: list[CheckpointInfo] = []
+
+        def save(current: TrainState) -> None:
+            metadata = _checkpoint_metadata(cfg, identity, context, current, scheduler, data, plan)
+            info = save_checkpoint(
+                root,
+                current.iteration,
+                {**engine.sharded_state_dict(), "rng": rng_sharded_state()},
+                metadata,
+                keep_last=cfg.checkpoint.keep_last,
+            )
+            saved.append(info)
+            logger.say(f"saved checkpoint {info.path}")
+            intermediate = current.iteration < train_iters  # the stage publishes the final one itself
+            if on_checkpoint is not None and cfg.checkpoint.publish_intermediate and intermediate and context.is_main:
+                on_checkpoint(info)
+
+        loop = TrainingLoop(
+            engine,
+            scheduler,
+            LoopSettings(
+                train_iters,
+                cfg.train.global_batch_size,
+                plan.micro_batches,
+                cfg.train.log_interval,
+                cfg.train.eval_interval,
+                cfg.train.eval_iters,
+                cfg.checkpoint.save_interval,
+            ),
+            logger,
+            DivergenceGuard(cfg.guard),
+            train_batches=data.train_batches(state.consumed_samples),
+            valid_batches=data.valid_batches,
+            save=save,
+            stop_requested=lambda: watcher.reason if should_stop_all(watcher) else None,
+            throughput=_throughput(cfg, context),
+        )
+        outcome = loop.run(state)
+        if (
+            outcome.finished
+            and (start is None or start.iteration != state.iteration)
+            and outcome.saved_at != state.iteration
+        ):
+            save(state)
+        newest = saved[-1] if saved else start
+        sample = sample_text(engine, cfg, data.tokenizer, context) if outcome.finished else None
+        return TrainingResult(
+            state=state,
+            finished=outcome.finished,
+            stop_reason=outcome.stop_reason,
+            requeue=bool(outcome.stop_reason) and watcher.should_requeue,
+            checkpoint=newest,
+            sample=sample,
+            is_main=context.is_main,
+        )
+    finally:
+        if logger is not None:
+            logger.close()
+        destroy_distributed()
