@@ -41,7 +41,7 @@ class Recipe:
     iters: int = 10
     tags: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
-    seed: Optional[int] = None
+    seed: Optional[int] = None  # noqa: UP045 -- typing.Union on purpose; `X | Y` (types.UnionType) below
     out: Path = Path("out")
     precision: Precision = Precision.BF16
     mode: Literal["pretrain", "sft"] = "pretrain"
@@ -263,8 +263,9 @@ def test_resolved_container_unknown_resolver():
 @dataclass(frozen=True)
 class Unions:
     either: int | str = 0
-    maybe_model: Optional[Model] = None
-    maybe_mode: Optional[Literal["a", "b"]] = None
+    # Optional[...] is typing.Union, a different runtime type than `X | None`: the schema handles both.
+    maybe_model: Optional[Model] = None  # noqa: UP045
+    maybe_mode: Optional[Literal["a", "b"]] = None  # noqa: UP045
 
 
 def test_union_takes_first_fitting_member():

@@ -58,7 +58,7 @@ def test_extends_accepts_name_with_suffix(tmp_path):
 
 def test_extends_is_relative_to_the_file_not_cwd(tmp_path, monkeypatch):
     write(tmp_path / "cfgs" / "default.yaml", "a: 1\n")
-    child = write(tmp_path / "cfgs" / "child.yaml", "extends: default\n")
+    write(tmp_path / "cfgs" / "child.yaml", "extends: default\n")
     write(tmp_path / "default.yaml", "a: wrong\n")
     monkeypatch.chdir(tmp_path)
     cfg, _ = load_yaml_chain(Path("cfgs/child.yaml"))

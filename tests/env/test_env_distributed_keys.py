@@ -27,8 +27,11 @@ def test_defaults(tmp_path):
 
 
 def test_values_are_read_and_inherited(tmp_path):
-    env = load(tmp_path, '[l]\nnproc_per_node = 2\n[l2]\nextends = "l"\n'
-                         '[s]\nexecutor = "slurm"\nrequeue_signal_seconds = 300\n[s2]\nextends = "s"\n')
+    env = load(
+        tmp_path,
+        '[l]\nnproc_per_node = 2\n[l2]\nextends = "l"\n'
+        '[s]\nexecutor = "slurm"\nrequeue_signal_seconds = 300\n[s2]\nextends = "s"\n',
+    )
     assert env.profile("l").nproc_per_node == env.profile("l2").nproc_per_node == 2
     assert env.profile("s2").slurm.requeue_signal_seconds == 300
     assert env.profile("l").to_dict()["nproc_per_node"] == 2
@@ -41,14 +44,26 @@ def test_values_are_read_and_inherited(tmp_path):
         ('[l]\nnproc_per_node = "2"\n', "nproc_per_node", "nproc_per_node must be an integer, got string '2'"),
         ("[l]\nnproc_per_node = 0\n", "nproc_per_node", "nproc_per_node must be >= 1, got 0"),
         ("[l]\nnproc_per_node = true\n", "nproc_per_node", "nproc_per_node must be an integer, got boolean true"),
-        ('[s]\nexecutor = "slurm"\nrequeue_signal_seconds = "120"\n', "requeue_signal_seconds",
-         "requeue_signal_seconds must be an integer, got string '120'"),
-        ('[s]\nexecutor = "slurm"\nrequeue_signal_seconds = 0\n', "requeue_signal_seconds",
-         "requeue_signal_seconds must be >= 1, got 0"),
-        ('[s]\nexecutor = "slurm"\nrequeue_signal_seconds = 70000\n', "requeue_signal_seconds",
-         "requeue_signal_seconds must be <= 65535, got 70000"),
-        ('[s]\nexecutor = "slurm"\nrequeue_signal_seconds = 1.5\n', "requeue_signal_seconds",
-         "requeue_signal_seconds must be an integer, got float 1.5"),
+        (
+            '[s]\nexecutor = "slurm"\nrequeue_signal_seconds = "120"\n',
+            "requeue_signal_seconds",
+            "requeue_signal_seconds must be an integer, got string '120'",
+        ),
+        (
+            '[s]\nexecutor = "slurm"\nrequeue_signal_seconds = 0\n',
+            "requeue_signal_seconds",
+            "requeue_signal_seconds must be >= 1, got 0",
+        ),
+        (
+            '[s]\nexecutor = "slurm"\nrequeue_signal_seconds = 70000\n',
+            "requeue_signal_seconds",
+            "requeue_signal_seconds must be <= 65535, got 70000",
+        ),
+        (
+            '[s]\nexecutor = "slurm"\nrequeue_signal_seconds = 1.5\n',
+            "requeue_signal_seconds",
+            "requeue_signal_seconds must be an integer, got float 1.5",
+        ),
     ],
 )
 def test_bad_values_name_file_profile_and_key(tmp_path, text, key, expected):

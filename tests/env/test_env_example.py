@@ -49,7 +49,7 @@ def test_example_loads():
 
 def test_example_with_every_commented_setting_enabled_loads():
     lines = EXAMPLE.read_text().splitlines()
-    for section, entries in sections("\n".join(lines)).items():
+    for entries in sections("\n".join(lines)).values():
         active = {key for key, commented, _ in entries if not commented}
         for key, commented, index in entries:
             if commented and key not in active:

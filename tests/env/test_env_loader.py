@@ -112,7 +112,9 @@ port = 2222
     assert (s.exclusive, s.qos, s.reservation, s.constraint) == (True, "normal", "res", "h100")
     assert s.sbatch_flags == {"mail-type": "END", "requeue": "", "array": "3"}
     assert s.container_image == "/img.sqsh" and s.container_mounts == ("/lustre:/lustre",)
-    assert s.ssh == SSHSettings(host="login", user="me", identity=str(tmp_path / "home" / ".ssh" / "id_ed25519"), port=2222)
+    assert s.ssh == SSHSettings(
+        host="login", user="me", identity=str(tmp_path / "home" / ".ssh" / "id_ed25519"), port=2222
+    )
 
 
 def test_ssh_port_defaults_to_22(tmp_path):
@@ -247,7 +249,7 @@ def test_extends_reserved_table_is_not_a_profile(tmp_path):
 
 
 def test_profile_lookup_missing_lists_available(tmp_path):
-    env = load(tmp_path, "[local]\n[my-cluster]\nexecutor = \"slurm\"\n")
+    env = load(tmp_path, '[local]\n[my-cluster]\nexecutor = "slurm"\n')
     with pytest.raises(EnvError) as err:
         env.profile("my-clsuter")
     msg = str(err.value)

@@ -30,7 +30,9 @@ def test_unknown_key_suggests_closest(tmp_path):
 def test_unknown_key_in_local_profile_lists_local_keys(tmp_path):
     msg = str(error_for(tmp_path, "[l]\npyhton = 'python3'\n"))
     assert "did you mean 'python'" in msg.lower()
-    assert "Valid keys for executor 'local': executor, extends, env_vars, setup, python, job_dir, nproc_per_node." in msg
+    assert (
+        "Valid keys for executor 'local': executor, extends, env_vars, setup, python, job_dir, nproc_per_node." in msg
+    )
 
 
 def test_every_profile_is_validated(tmp_path):
@@ -45,7 +47,11 @@ def test_key_of_other_executor(tmp_path):
 
 
 def test_inherited_bad_key_mentions_parent(tmp_path):
-    msg = str(error_for(tmp_path, '[base]\nexecutor = "slurm"\naccount = "a"\n[child]\nextends = "base"\nexecutor = "local"\n'))
+    msg = str(
+        error_for(
+            tmp_path, '[base]\nexecutor = "slurm"\naccount = "a"\n[child]\nextends = "base"\nexecutor = "local"\n'
+        )
+    )
     assert "profile 'child'" in msg
     assert "inherited from profile 'base'" in msg
 

@@ -3,6 +3,7 @@
 from nemotron.artifacts.errors import ArtifactError
 from nemotron.artifacts.file_registry import FileRegistry, default_registry_root
 from nemotron.artifacts.kinds import (
+    ArtifactKind,
     ModelCheckpointMeta,
     PretrainDataMeta,
     RecordCounts,
@@ -15,7 +16,7 @@ from nemotron.artifacts.kinds import (
 from nemotron.artifacts.manifest import HASH_LIMIT_BYTES, Manifest, ManifestEntry, VerifyReport
 from nemotron.artifacts.mirrors import Mirror, mirror_artifact, mirrors_from_environment, publish_with_mirrors
 from nemotron.artifacts.resolution import PinnedRegistry, ResolvedRef, resolve_references
-from nemotron.artifacts.types import Artifact, ArtifactKind, ArtifactRef, Lineage
+from nemotron.artifacts.types import Artifact, ArtifactRef, Lineage
 
 __all__ = [
     "HASH_LIMIT_BYTES",

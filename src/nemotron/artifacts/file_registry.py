@@ -10,21 +10,24 @@ outside the version dir (imports, in-place references) is recorded by absolute p
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
-from nemotron.atomic_write import write_text_atomic
 from nemotron.artifacts.errors import ArtifactError
+from nemotron.artifacts.kinds import ArtifactKind, metadata_type, parse_metadata
 from nemotron.artifacts.manifest import HASH_LIMIT_BYTES, Manifest, VerifyReport, build_manifest, check_manifest
-from nemotron.artifacts.types import Artifact, ArtifactKind, ArtifactRef, Lineage, validate_name
+from nemotron.artifacts.types import Artifact, ArtifactRef, Lineage, validate_name
+from nemotron.atomic_write import write_text_atomic
 
 RECORD_FILE = "artifact.json"
 _VERSION_DIR = re.compile(r"^v([0-9]+)$")
@@ -105,7 +108,7 @@ class FileRegistry:
         record = {
             "name": staging.name,
             "kind": kind.value,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "lineage": lineage.to_dict(),
             "metadata": metadata,
             "files": files,
@@ -149,7 +152,6 @@ class FileRegistry:
         of a checkpoint) is overridden by `metadata`; the result must fit the kind's dataclass.
         """
         from nemotron.artifacts.importing import plan_import
-        from nemotron.artifacts.kinds import parse_metadata
 
         plan = plan_import(kind, path)
         source = Path(path).expanduser().resolve()
@@ -184,20 +186,22 @@ class FileRegistry:
                 found[alias] = int(text[1:])
         return found
 
-    def aliases_of(self, artifact: Artifact) -> list[str]:
+    def aliases_of(self, artifact: Artifact) -> builtins.list[str]:
         """The aliases (`latest` first) that point at this version."""
         return [a for a, v in self.aliases(artifact.name).items() if v == artifact.version]
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self._versions(p))
 
-    def versions(self, name: str) -> list[Artifact]:
+    def versions(self, name: str) -> builtins.list[Artifact]:
         name_dir = self.root / validate_name(name)
         return [self._load(name_dir / f"v{v}", name, v) for v in self._versions(name_dir)]
 
-    def list(self, kind: ArtifactKind | None = None) -> list[Artifact]:
+    # Named `list` (the CLI verb): inside this class body the name `list` is this method, so the
+    # method signatures of the class spell the builtin as `builtins.list`.
+    def list(self, kind: ArtifactKind | None = None) -> builtins.list[Artifact]:
         found = [a for name in self.names() for a in self.versions(name)]
         return [a for a in found if kind is None or a.kind == kind]
 
@@ -208,9 +212,7 @@ class FileRegistry:
         versions = self._versions(name_dir)
         if not versions:
             existing = ", ".join(self.names()) or "none"
-            raise ArtifactError(
-                f"artifact {ref} not found in registry {self.root}; artifacts there: {existing}"
-            )
+            raise ArtifactError(f"artifact {ref} not found in registry {self.root}; artifacts there: {existing}")
         if ref.selector == "latest":
             version = versions[-1]
         elif ref.version is not None:
@@ -235,7 +237,7 @@ class FileRegistry:
 
     # -- internals -------------------------------------------------------------------------
     @staticmethod
-    def _versions(name_dir: Path) -> list[int]:
+    def _versions(name_dir: Path) -> builtins.list[int]:
         if not name_dir.is_dir():
             return []
         found = []
@@ -246,13 +248,11 @@ class FileRegistry:
         return sorted(found)
 
     def _highest_version(self, name_dir: Path) -> int:
-        numbers = [
-            int(m.group(1)) for e in name_dir.iterdir() if (m := _VERSION_DIR.match(e.name))
-        ]
+        numbers = [int(m.group(1)) for e in name_dir.iterdir() if (m := _VERSION_DIR.match(e.name))]
         return max(numbers, default=0)
 
     @staticmethod
-    def _aliases(name_dir: Path) -> list[str]:
+    def _aliases(name_dir: Path) -> builtins.list[str]:
         alias_dir = name_dir / "aliases"
         if not alias_dir.is_dir():
             return []
@@ -281,8 +281,6 @@ def _metadata_dict(kind: ArtifactKind, metadata: Any, name: str) -> dict[str, An
     """Raw dicts are stored as given; a metadata dataclass must be the kind's own."""
     if isinstance(metadata, dict):
         return metadata
-    from nemotron.artifacts.kinds import metadata_type
-
     expected = metadata_type(kind)
     if not isinstance(metadata, expected):
         raise ArtifactError(

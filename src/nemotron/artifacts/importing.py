@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from nemotron.artifacts.errors import ArtifactError
+from nemotron.artifacts.kinds import ArtifactKind
 from nemotron.artifacts.megatron_files import (
     BLEND_FILE,
     CHECKPOINT_TRACKER,
@@ -17,7 +18,6 @@ from nemotron.artifacts.megatron_files import (
     is_checkpoint_dir,
     read_indexed,
 )
-from nemotron.artifacts.types import ArtifactKind
 
 
 @dataclass(frozen=True)

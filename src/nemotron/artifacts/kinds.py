@@ -1,4 +1,4 @@
-"""Typed metadata of each artifact kind: frozen dataclasses with to_dict/from_dict.
+"""Artifact kinds and each kind's typed metadata: frozen dataclasses with to_dict/from_dict.
 
 Unknown keys are preserved, not rejected: every metadata dataclass has an `extra` dict that
 holds keys it does not declare, and `to_dict` writes them back. Records written by newer (or
@@ -11,10 +11,19 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Union
 
 from nemotron.artifacts.errors import ArtifactError
-from nemotron.artifacts.types import ArtifactKind
+
+
+class ArtifactKind(str, Enum):
+    """What an artifact holds; each kind's metadata is documented in docs/artifacts.md."""
+
+    PRETRAIN_DATA = "pretrain-data"
+    SFT_DATA = "sft-data"
+    RL_DATA = "rl-data"
+    MODEL_CHECKPOINT = "model-checkpoint"
 
 
 class _Record:
@@ -31,7 +40,8 @@ class _Record:
         result = _convert(data, cls, "", problems)
         if problems:
             raise ArtifactError(
-                f"{where}: metadata does not fit {cls.__name__}: " + "; ".join(problems)
+                f"{where}: metadata does not fit {cls.__name__}: "
+                + "; ".join(problems)
                 + ". Fix the metadata passed to publish/import (see docs/artifacts.md, 'Kinds')."
             )
         return result
@@ -127,9 +137,9 @@ class ModelCheckpointMeta(_Record):
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-KindMetadata = Union[PretrainDataMeta, SftDataMeta, RLDataMeta, ModelCheckpointMeta]
+KindMetadata = PretrainDataMeta | SftDataMeta | RLDataMeta | ModelCheckpointMeta
 
-METADATA_TYPES: dict[ArtifactKind, type] = {
+METADATA_TYPES: dict[ArtifactKind, type[KindMetadata]] = {
     ArtifactKind.PRETRAIN_DATA: PretrainDataMeta,
     ArtifactKind.SFT_DATA: SftDataMeta,
     ArtifactKind.RL_DATA: RLDataMeta,
@@ -137,7 +147,7 @@ METADATA_TYPES: dict[ArtifactKind, type] = {
 }
 
 
-def metadata_type(kind: ArtifactKind) -> type:
+def metadata_type(kind: ArtifactKind) -> type[KindMetadata]:
     return METADATA_TYPES[kind]
 
 
@@ -176,7 +186,7 @@ def _convert(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
             return None
         (member,) = [a for a in args if a is not type(None)]
         return _convert(value, member, key, problems)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # a dataclass type (never an instance)
         if not isinstance(value, dict):
             problems.append(f"key '{key}' must be a mapping, got {value!r}")
             return _MISSING

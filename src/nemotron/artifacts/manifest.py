@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from nemotron.artifacts.errors import ArtifactError
 from nemotron.checksums import sha256_file
@@ -107,7 +108,7 @@ def _entry(path: Path, key: str, hash_limit: int) -> ManifestEntry:
 
 
 def _files_under(root: Path) -> list[Path]:
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         found.extend(Path(dirpath) / name for name in sorted(filenames))
@@ -159,7 +160,9 @@ def check_manifest(manifest: Manifest, version_dir: Path, ref: str) -> VerifyRep
         elif entry.sha256 is not None:
             actual = sha256_file(path)
             if actual != entry.sha256:
-                problems.append(f"content changed: {path} (sha256 recorded {entry.sha256[:12]}..., now {actual[:12]}...)")
+                problems.append(
+                    f"content changed: {path} (sha256 recorded {entry.sha256[:12]}..., now {actual[:12]}...)"
+                )
         elif entry.mtime_ns is not None and stat.st_mtime_ns != entry.mtime_ns:
             warnings.append(
                 f"modification time changed: {path} (size matches; content not hashed, larger than "

@@ -75,7 +75,7 @@ def checkpoint_step(path: Path) -> int | None:
 
 
 def checkpoint_format(path: Path) -> str:
-    """"megatron-dist" (torch_dist/zarr sharded) when metadata.json says so, else "megatron"."""
+    """ "megatron-dist" (torch_dist/zarr sharded) when metadata.json says so, else "megatron"."""
     candidates = [path / DIST_METADATA, *sorted(path.glob(f"iter_*/{DIST_METADATA}"))]
     for meta in candidates:
         try:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nemotron.artifacts.errors import ArtifactError
-from nemotron.artifacts.types import Artifact, ArtifactKind, Lineage
+from nemotron.artifacts.kinds import ArtifactKind
+from nemotron.artifacts.types import Artifact, Lineage
 
 if TYPE_CHECKING:
     from nemotron.artifacts.file_registry import FileRegistry, Staging

@@ -66,21 +66,34 @@ def resolve_references(config: dict[str, Any], registry: Resolver) -> tuple[dict
 
 
 def _pin(node: dict[str, Any] | list[Any], key: str, registry: Resolver, found: list[ResolvedRef]) -> None:
-    items = node.items() if isinstance(node, dict) else enumerate(node)
-    for child, value in list(items):
-        full = f"{key}.{child}" if isinstance(node, dict) else f"{key}[{child}]"
-        if isinstance(value, (dict, list)):
-            _pin(value, full, registry, found)
-            continue
-        ref = ArtifactRef.from_text(value)
-        if ref is None:
-            continue
-        try:
-            artifact = registry.resolve(ref)
-        except ArtifactError as err:
-            raise ArtifactError(f"config key '{full}': {err}") from None
-        node[child] = artifact.ref  # type: ignore[index]
-        found.append(ResolvedRef(full, value.strip(), artifact.ref, artifact.kind.value, artifact.path))
+    """Replace, in place, each artifact reference under `node` (at config key `key`) by its exact version."""
+    if isinstance(node, dict):
+        for name, value in list(node.items()):
+            pinned = _pin_value(value, f"{key}.{name}", registry, found)
+            if pinned is not None:
+                node[name] = pinned
+    else:
+        for index, value in list(enumerate(node)):
+            pinned = _pin_value(value, f"{key}[{index}]", registry, found)
+            if pinned is not None:
+                node[index] = pinned
+
+
+def _pin_value(value: Any, full: str, registry: Resolver, found: list[ResolvedRef]) -> str | None:
+    """The exact ref that `value` (at config key `full`) pins to, or None when it is not an artifact
+    reference; a dict or list value is pinned in place (and gives None)."""
+    if isinstance(value, (dict, list)):
+        _pin(value, full, registry, found)
+        return None
+    ref = ArtifactRef.from_text(value)
+    if ref is None:
+        return None
+    try:
+        artifact = registry.resolve(ref)
+    except ArtifactError as err:
+        raise ArtifactError(f"config key '{full}': {err}") from None
+    found.append(ResolvedRef(full, value.strip(), artifact.ref, artifact.kind.value, artifact.path))
+    return artifact.ref
 
 
 def artifact_field(artifact: Artifact, field: str) -> Any:

@@ -1,38 +1,25 @@
-"""Typed artifact records: kinds, references (`name:vN` / `name:alias`), lineage."""
+"""Typed artifact records: the published `Artifact`, references (`name:vN` / `name:alias`), lineage."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nemotron.artifacts.errors import ArtifactError
+from nemotron.artifacts.kinds import ArtifactKind, KindMetadata, parse_metadata
 from nemotron.artifacts.manifest import Manifest
-
-if TYPE_CHECKING:
-    from nemotron.artifacts.kinds import KindMetadata
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _VERSION_RE = re.compile(r"^v([0-9]+)$")
-
-
-class ArtifactKind(str, Enum):
-    """What an artifact holds; each kind's metadata is documented in docs/artifacts.md."""
-
-    PRETRAIN_DATA = "pretrain-data"
-    SFT_DATA = "sft-data"
-    RL_DATA = "rl-data"
-    MODEL_CHECKPOINT = "model-checkpoint"
 
 
 def validate_name(name: str) -> str:
     """Return `name` if it is a valid artifact name, else raise ArtifactError saying the rule."""
     if not _NAME_RE.match(name):
         raise ArtifactError(
-            f"invalid artifact name {name!r}: use letters, digits, '.', '_' and '-', "
-            "starting with a letter or digit"
+            f"invalid artifact name {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit"
         )
     return name
 
@@ -132,8 +119,6 @@ class Artifact:
 
         Raises ArtifactError naming this artifact and every missing or mistyped key.
         """
-        from nemotron.artifacts.kinds import parse_metadata
-
         return parse_metadata(self.kind, self.metadata, where=f"artifact {self.ref}")
 
     def file(self, role: str) -> Path:

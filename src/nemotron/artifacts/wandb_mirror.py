@@ -12,8 +12,9 @@ wandb is imported only when something is mirrored.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from nemotron.artifacts.lineage_graph import artifact_inputs
 from nemotron.artifacts.types import Artifact
@@ -101,7 +102,9 @@ class WandbMirror:
                 references[name] = uri
             offline = bool(getattr(run, "offline", False))
             used, skipped = self._declare_inputs(run, registry, artifact, offline)
-            all_aliases = tuple(dict.fromkeys([*registry.aliases_of(artifact), version_alias(artifact.version), *aliases]))
+            all_aliases = tuple(
+                dict.fromkeys([*registry.aliases_of(artifact), version_alias(artifact.version), *aliases])
+            )
             run.log_artifact(logged, aliases=list(all_aliases))
         finally:
             if owned:
@@ -122,7 +125,9 @@ class WandbMirror:
             entity=self.entity,
             job_type=lineage.stage,
             name=lineage.job_name,
-            config={"nemotron": {"job_name": lineage.job_name, "job_id": lineage.job_id, "git_commit": lineage.git_commit}},
+            config={
+                "nemotron": {"job_name": lineage.job_name, "job_id": lineage.job_id, "git_commit": lineage.git_commit}
+            },
             settings=settings,
         )
         return run, True

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from nemotron.cli import artifacts, jobs, nano3
+from nemotron.errors import run_reporting_errors
 
 app = typer.Typer(
     help="Multi-stage LLM training pipelines (data prep -> pretrain -> SFT -> RL) locally or on Slurm.\n\n"
@@ -21,13 +20,5 @@ app.add_typer(artifacts.app, name="artifacts")
 
 
 def main() -> None:
-    """Console-script entry point: known errors become `error: ...` and a non-zero exit code."""
-    from nemotron.cli.errors import known_errors
-
-    try:
-        app()
-    except known_errors() as err:
-        from nemotron.cli.output import fail
-
-        fail(str(err))
-        sys.exit(2)
+    """Console-script entry point: any NemotronError becomes one `error: ...` line and exit code 2."""
+    run_reporting_errors(app, exit_code=2)

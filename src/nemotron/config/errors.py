@@ -1,9 +1,11 @@
-"""The single exception type raised for every recipe-config problem."""
+"""The root of errors raised for recipe-config problems."""
 
 from __future__ import annotations
 
+from nemotron.errors import NemotronError
 
-class ConfigError(Exception):
+
+class ConfigError(NemotronError):
     """A recipe config could not be found, loaded, overridden or validated.
 
     The message always names the file, override or dotted key at fault and

@@ -42,7 +42,9 @@ def source_git_commit() -> str | None:
             return None
         dirty = subprocess.run(
             ["git", "-C", str(package_dir), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nemotron.config.errors import ConfigError
-from nemotron.config.suggest import did_you_mean
+from nemotron.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from hydra.core.override_parser.types import Override
@@ -19,9 +19,7 @@ _MISSING_VALUE = "???"
 _GRAMMAR_URL = "https://hydra.cc/docs/advanced/override_grammar/basic/"
 
 
-def apply_overrides(
-    cfg: DictConfig, overrides: Sequence[str], *, source: str = "command line"
-) -> DictConfig:
+def apply_overrides(cfg: DictConfig, overrides: Sequence[str], *, source: str = "command line") -> DictConfig:
     """Return a new config with ``overrides`` applied in order; ``cfg`` is not modified.
 
     Grammar and value parsing are Hydra's (``key=value``, ``+key=value``,
@@ -44,7 +42,7 @@ def apply_overrides(
     try:
         return OmegaConf.create(data)
     except Exception as exc:  # pragma: no cover - values come from Hydra's parser
-        raise ConfigError(f"{source} overrides {list(overrides)} produced an invalid config: {exc}")
+        raise ConfigError(f"{source} overrides {list(overrides)} produced an invalid config: {exc}") from exc
 
 
 @functools.cache
@@ -82,8 +80,7 @@ def _parse(text: str, source: str) -> Override:
         )
     if override.package is not None:
         raise ConfigError(
-            f"{source} override '{text}': '@package' overrides are not supported; "
-            "write the full dotted key instead."
+            f"{source} override '{text}': '@package' overrides are not supported; write the full dotted key instead."
         )
     if override.is_sweep_override():
         raise ConfigError(

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from nemotron.config.errors import ConfigError
 from nemotron.config.overrides import apply_overrides
-from nemotron.config.suggest import did_you_mean
 from nemotron.config.yaml_loader import load_yaml_chain
+from nemotron.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -69,9 +69,7 @@ def resolve_config_path(name_or_path: str, config_dir: Path) -> Path:
     raise ConfigError(_unknown_message(text, config_dir))
 
 
-def load_config(
-    name_or_path: str, config_dir: Path, overrides: Sequence[str] = ()
-) -> LoadedConfig:
+def load_config(name_or_path: str, config_dir: Path, overrides: Sequence[str] = ()) -> LoadedConfig:
     """Resolve, load (with ``extends``) and override a recipe config."""
     path = resolve_config_path(name_or_path, config_dir)
     cfg, chain = load_yaml_chain(path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from nemotron.config.errors import ConfigError
 
@@ -33,7 +33,9 @@ def resolved_container(cfg: DictConfig, *, source: str | None = None) -> dict[st
         ) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{source or 'config'}: expected a mapping, got a list.")
-    return data
+    # OmegaConf types a container's keys as str | int | Enum | ...; a config's top level is a YAML
+    # mapping of section names (strings), as callers assume.
+    return cast(dict[str, Any], data)
 
 
 def _raw_value(cfg: DictConfig, key: str) -> Any:

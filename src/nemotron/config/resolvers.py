@@ -8,9 +8,10 @@ ref, version, name, kind, a file role such as blend, or metadata.KEY (see docs/a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nemotron.artifacts.resolution import Resolver

@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar, Union
 
 from nemotron.config.errors import ConfigError
 from nemotron.config.resolved import resolved_container
-from nemotron.config.suggest import did_you_mean
+from nemotron.suggest import did_you_mean
 
 T = TypeVar("T")
 
@@ -59,10 +59,7 @@ def _convert(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
     if origin is Union or origin is types.UnionType:
         return _convert_union(value, args, key, problems)
     if value == _MISSING_VALUE and isinstance(value, str):
-        problems.append(
-            f"key '{key}' has no value ('???'); set it in the YAML or with an override "
-            f"'{key}=VALUE'."
-        )
+        problems.append(f"key '{key}' has no value ('???'); set it in the YAML or with an override '{key}=VALUE'.")
         return _INVALID
     if tp is Any or tp is object:
         return value
@@ -89,7 +86,8 @@ def _convert_union(value: Any, args: tuple[Any, ...], key: str, problems: list[s
         trial: list[str] = []
         result = _convert(value, members[0], key, trial)
         if trial == [_type_problem(key, members[0], value)]:  # say "int or null", not "int"
-            trial = [_type_problem(key, typing.Union[tuple(args)], value)]
+            # `X | Y` cannot be built from a run-time tuple of members; typing.Union[...] can.
+            trial = [_type_problem(key, typing.Union[tuple(args)], value)]  # noqa: UP007
         problems.extend(trial)
         return result
     for member in members:
@@ -97,7 +95,7 @@ def _convert_union(value: Any, args: tuple[Any, ...], key: str, problems: list[s
         result = _convert(value, member, key, attempt)
         if not attempt:
             return result
-    problems.append(_type_problem(key, typing.Union[tuple(args)], value))
+    problems.append(_type_problem(key, typing.Union[tuple(args)], value))  # noqa: UP007 (run-time tuple, as above)
     return _INVALID
 
 
@@ -167,12 +165,9 @@ def _convert_tuple(value: Any, args: tuple[Any, ...], tp: Any, key: str, problem
         item_tp = args[0] if args else Any
         return tuple(_convert(v, item_tp, f"{key}[{i}]", problems) for i, v in enumerate(value))
     if len(value) != len(args):
-        problems.append(
-            f"key '{key}' expects {_label(tp)} ({len(args)} items), got {len(value)} items "
-            f"{_show(value)}."
-        )
+        problems.append(f"key '{key}' expects {_label(tp)} ({len(args)} items), got {len(value)} items {_show(value)}.")
         return _INVALID
-    return tuple(_convert(v, a, f"{key}[{i}]", problems) for i, (v, a) in enumerate(zip(value, args)))
+    return tuple(_convert(v, a, f"{key}[{i}]", problems) for i, (v, a) in enumerate(zip(value, args, strict=True)))
 
 
 def _convert_dict(value: Any, key_tp: Any, val_tp: Any, tp: Any, key: str, problems: list[str]) -> Any:
@@ -204,9 +199,7 @@ def _convert_scalar(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
         for member in tp:
             if value == member.name or value == member.value or value is member:
                 return member
-        problems.append(
-            f"key '{key}' must be one of {', '.join(repr(m.name) for m in tp)}; got {_show(value)}."
-        )
+        problems.append(f"key '{key}' must be one of {', '.join(repr(m.name) for m in tp)}; got {_show(value)}.")
         return _INVALID
     if isinstance(tp, type) and _is_instance(value, tp):
         return value

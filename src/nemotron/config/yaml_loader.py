@@ -31,7 +31,7 @@ def load_yaml_chain(path: Path) -> tuple[DictConfig, tuple[Path, ...]]:
     current = Path(path).resolve()
     while True:
         if current in chain:
-            cycle = [*chain[chain.index(current):], current]
+            cycle = [*chain[chain.index(current) :], current]
             raise ConfigError(
                 "config inheritance cycle via 'extends': "
                 + " -> ".join(str(p) for p in cycle)
@@ -50,9 +50,7 @@ def load_yaml_chain(path: Path) -> tuple[DictConfig, tuple[Path, ...]]:
     try:
         merged = OmegaConf.merge(*configs) if len(configs) > 1 else configs[0]
     except Exception as exc:  # omegaconf merge errors (e.g. mapping replaced by a list)
-        raise ConfigError(
-            f"cannot merge config chain {' -> '.join(str(p) for p in chain)}: {_short(exc)}"
-        ) from exc
+        raise ConfigError(f"cannot merge config chain {' -> '.join(str(p) for p in chain)}: {_short(exc)}") from exc
     assert isinstance(merged, DictConfig)
     return merged, tuple(chain)
 

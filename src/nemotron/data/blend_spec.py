@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from nemotron.data.errors import DataError
+from nemotron.ranges import is_positive_number
 
 HF_PREFIX = "hf://"
 _DATASET_KEYS = {"name", "path", "weight", "text_field", "split", "subset"}
@@ -77,7 +77,7 @@ def _dataset(blend_path: Path, index: int, entry: object, default_text_field: st
         raise DataError(f"{where}: 'name' must be a string of letters, digits, '.', '_', '-'; got {name!r}")
     if not isinstance(path, str) or not path:
         raise DataError(f"{where}: 'path' must be a non-empty string")
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (0 < weight < math.inf):
+    if not is_positive_number(weight):
         raise DataError(f"{where} ({name}): 'weight' must be a number > 0 and finite, got {weight!r}")
     text_field = entry.get("text_field", default_text_field)
     if not isinstance(text_field, str) or not text_field:

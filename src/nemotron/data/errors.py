@@ -1,5 +1,9 @@
-"""The error raised for bad data inputs (blend files, sources, tokenizers)."""
+"""The root of errors raised for bad data inputs (blend files, sources, tokenizers)."""
+
+from __future__ import annotations
+
+from nemotron.errors import NemotronError
 
 
-class DataError(Exception):
+class DataError(NemotronError):
     """A data input is missing or malformed; the message names the file/key and the fix."""

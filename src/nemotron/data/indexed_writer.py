@@ -15,7 +15,6 @@ import numpy as np
 from nemotron.data.indexed_format import DTYPE_CODES, HEADER, VERSION
 
 
-
 def token_dtype(vocab_size: int) -> np.dtype:
     """uint16 for vocabularies under 65,500 tokens, int32 otherwise (megatron-core's choice)."""
     return np.dtype(np.uint16 if vocab_size < 65500 else np.int32)

@@ -39,15 +39,18 @@ def read_blend(path: str | Path) -> dict[str, SplitBlend | None]:
             '{"train": [weight, prefix, ...], "valid": ..., "test": ...}'
         )
     for split, entries in raw.items():
-        if entries and (not isinstance(entries, list) or len(entries) % 2
-                        or not all(isinstance(p, str) for p in entries[1::2])):
+        if entries and (
+            not isinstance(entries, list) or len(entries) % 2 or not all(isinstance(p, str) for p in entries[1::2])
+        ):
             raise DataError(
                 f"blend {path}: split {split!r} must alternate weight and prefix; it must be a list "
                 'alternating weight and path prefix (e.g. [0.5, "train/web", 0.5, "train/code"])'
             )
     unknown = sorted(set(raw) - set(SPLITS))
     if unknown:
-        raise DataError(f"blend {path}: unknown split(s) {', '.join(unknown)}; a per-split blend has {', '.join(SPLITS)}")
+        raise DataError(
+            f"blend {path}: unknown split(s) {', '.join(unknown)}; a per-split blend has {', '.join(SPLITS)}"
+        )
     result: dict[str, SplitBlend | None] = {}
     for split in SPLITS:
         entries = raw.get(split)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from nemotron.data.blend_spec import BlendSpec
 from nemotron.data.errors import DataError
@@ -82,8 +82,13 @@ class PrepRequest:
     max_bad_records: int = 0
 
 
-def run_shards(request: PrepRequest, load_tokenizer: Callable[[], TextTokenizer], vocab_size: int,
-               log: Callable[[str], None] = print, only: Callable[[int], bool] = lambda i: True) -> ShardRun:
+def run_shards(
+    request: PrepRequest,
+    load_tokenizer: Callable[[], TextTokenizer],
+    vocab_size: int,
+    log: Callable[[str], None] = print,
+    only: Callable[[int], bool] = lambda i: True,
+) -> ShardRun:
     """Tokenize the planned items that `only(index)` selects and that lack a valid receipt.
 
     `only` lets a Slurm array task take its share.
@@ -101,8 +106,10 @@ def run_shards(request: PrepRequest, load_tokenizer: Callable[[], TextTokenizer]
             if (receipt := _valid(request, item)) is not None:
                 run.receipts[item.id] = receipt
     pending = [item for item in mine if item.id not in run.receipts]
-    log(f"{len(items)} shards planned, {len(mine) - len(pending)} of {len(mine)} already done, "
-        f"{len(pending)} to do with {min(request.workers, max(len(pending), 1))} worker(s)")
+    log(
+        f"{len(items)} shards planned, {len(mine) - len(pending)} of {len(mine)} already done, "
+        f"{len(pending)} to do with {min(request.workers, max(len(pending), 1))} worker(s)"
+    )
     if not pending:
         return run
     jobs = [(item, specs[item.dataset], request.settings, request.data_dir, dtype) for item in pending]
@@ -125,8 +132,9 @@ def run_shards(request: PrepRequest, load_tokenizer: Callable[[], TextTokenizer]
         # spawn: no forked tokenizer threads or locks. A worker that dies (killed, out of memory)
         # fails the stage instead of hanging it; finished shards keep their receipts for the rerun.
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(request.workers, len(pending)), mp_context=context,
-                                 initializer=init_worker, initargs=(load_tokenizer,)) as pool:
+        with ProcessPoolExecutor(
+            min(request.workers, len(pending)), mp_context=context, initializer=init_worker, initargs=(load_tokenizer,)
+        ) as pool:
             futures = [pool.submit(run_in_worker, job) for job in jobs]
             try:
                 for future in as_completed(futures):
@@ -136,8 +144,14 @@ def run_shards(request: PrepRequest, load_tokenizer: Callable[[], TextTokenizer]
     return run
 
 
-def finalize(request: PrepRequest, blend_file: Path, run: ShardRun, started: float,
-             log: Callable[[str], None] = print, prefixes_relative_to: Path | None = None) -> PrepResult:
+def finalize(
+    request: PrepRequest,
+    blend_file: Path,
+    run: ShardRun,
+    started: float,
+    log: Callable[[str], None] = print,
+    prefixes_relative_to: Path | None = None,
+) -> PrepResult:
     """Check every receipt, enforce `max_bad_records`, and write `blend_file`.
 
     Receipts `run` checked or wrote in this process are taken as they are; the others (a Slurm
@@ -242,5 +256,7 @@ class _Progress:
         if now - self.last >= self.every or self.count == self.total:
             self.last = now
             rate = self.tokens / max(now - self.started, 1e-9)
-            self.log(f"progress: {self.count}/{self.total} shards, {self.documents:,} documents, "
-                     f"{self.tokens:,} tokens, {rate:,.0f} tokens/s")
+            self.log(
+                f"progress: {self.count}/{self.total} shards, {self.documents:,} documents, "
+                f"{self.tokens:,} tokens, {rate:,.0f} tokens/s"
+            )

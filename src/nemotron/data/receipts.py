@@ -79,8 +79,9 @@ def write_receipt(data_dir: Path, receipt: ShardReceipt) -> None:
     write_text_atomic(path, receipt.to_json())
 
 
-def valid_receipt(data_dir: Path, item_id: str, ranges: tuple[SourceRange, ...], settings_hash: str,
-                  prefixes: dict[str, Path]) -> ShardReceipt | None:
+def valid_receipt(
+    data_dir: Path, item_id: str, ranges: tuple[SourceRange, ...], settings_hash: str, prefixes: dict[str, Path]
+) -> ShardReceipt | None:
     """The shard's receipt if it matches the inputs and settings and its files are intact."""
     path = receipt_path(data_dir, item_id)
     try:
@@ -92,8 +93,10 @@ def valid_receipt(data_dir: Path, item_id: str, ranges: tuple[SourceRange, ...],
     for split, output in receipt.splits.items():
         if not output.documents:
             continue
-        for suffix, size, digest in ((".bin", output.bin_size, output.bin_sha256),
-                                     (".idx", output.idx_size, output.idx_sha256)):
+        for suffix, size, digest in (
+            (".bin", output.bin_size, output.bin_sha256),
+            (".idx", output.idx_size, output.idx_sha256),
+        ):
             file = Path(f"{prefixes[split]}{suffix}")
             if not file.is_file() or file.stat().st_size != size or sha256_file(file) != digest:
                 return None

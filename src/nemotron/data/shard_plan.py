@@ -9,6 +9,7 @@ from pathlib import Path
 
 from nemotron.data.blend_spec import BlendSpec, DatasetSpec
 from nemotron.data.sources import SourceRange, is_splittable, resolve_files
+from nemotron.ranges import require_int_in_range
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,7 @@ def plan_work(blend: BlendSpec, num_shards: int, *, sample: int | None = None) -
     plans the same items and can skip those whose receipts are valid. With `sample`, each
     dataset is one item (its first `sample` documents).
     """
-    if num_shards < 1:
-        raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+    require_int_in_range("num_shards", num_shards, ValueError, minimum=1)
     sizes = {spec.name: _files(spec) for spec in blend.datasets}
     total = sum(size for files in sizes.values() for _, size, _ in files) or 1
     items: list[WorkItem] = []

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
-from nemotron.data.blend_spec import DatasetSpec
 from nemotron.checksums import sha256_file
+from nemotron.data.blend_spec import DatasetSpec
 from nemotron.data.receipts import ShardReceipt, SplitOutput, fingerprint, write_receipt
 from nemotron.data.shard_plan import WorkItem
 from nemotron.data.sources import iter_records
 from nemotron.data.splits import SPLITS, SplitFractions
 from nemotron.data.tokenizer import TextTokenizer
+
+if TYPE_CHECKING:
+    import numpy as np
 
 BAD_EXAMPLES_KEPT = 5
 
@@ -36,8 +40,14 @@ def shard_prefix(data_dir: Path, split: str, item: WorkItem) -> Path:
     return data_dir / split / item.dataset / f"shard_{item.shard:05d}"
 
 
-def process_item(item: WorkItem, spec: DatasetSpec, settings: ShardSettings, tokenizer: TextTokenizer,
-                 data_dir: Path, dtype: type) -> ShardReceipt:
+def process_item(
+    item: WorkItem,
+    spec: DatasetSpec,
+    settings: ShardSettings,
+    tokenizer: TextTokenizer,
+    data_dir: Path,
+    dtype: np.dtype,
+) -> ShardReceipt:
     """Write the item's split files (temporary names, then renamed) and its receipt (last)."""
     import numpy as np
 
@@ -64,7 +74,7 @@ def process_item(item: WorkItem, spec: DatasetSpec, settings: ShardSettings, tok
         encoded = tokenizer.encode_batch_flat([t for _, t in batch], append_eod=settings.append_eod and not limit)
         offsets = encoded.offsets
         for i, (split, text) in enumerate(batch):
-            ids = encoded.ids[offsets[i]:offsets[i + 1]]
+            ids = encoded.ids[offsets[i] : offsets[i + 1]]
             if limit:
                 if len(ids) > limit:
                     ids = ids[:limit]
@@ -126,7 +136,7 @@ def _commit(prefix: Path, tag: str, output: SplitOutput) -> None:
 
 
 # A worker process loads its tokenizer once; the pool's initializer stores it here.
-_WORKER: dict[str, object] = {}
+_WORKER: dict[str, TextTokenizer] = {}
 
 
 def init_worker(load_tokenizer: Callable[[], TextTokenizer]) -> None:
@@ -137,6 +147,6 @@ def init_worker(load_tokenizer: Callable[[], TextTokenizer]) -> None:
     _WORKER["tokenizer"] = load_tokenizer()
 
 
-def run_in_worker(args: tuple) -> ShardReceipt:
+def run_in_worker(args: tuple[WorkItem, DatasetSpec, ShardSettings, Path, np.dtype]) -> ShardReceipt:
     item, spec, settings, data_dir, dtype = args
-    return process_item(item, spec, settings, _WORKER["tokenizer"], data_dir, dtype)  # type: ignore[arg-type]
+    return process_item(item, spec, settings, _WORKER["tokenizer"], data_dir, dtype)

@@ -11,9 +11,10 @@ import glob
 import gzip
 import io
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from nemotron.data.blend_spec import HF_PREFIX, DatasetSpec
 from nemotron.data.errors import DataError
@@ -88,9 +89,7 @@ def resolve_files(spec: DatasetSpec) -> list[Path]:
     supported = JSONL_SUFFIXES + PARQUET_SUFFIXES + TEXT_SUFFIXES
     for file in files:
         if not file.name.lower().endswith(supported):
-            raise DataError(
-                f"dataset {spec.name}: unsupported file type {file}; supported: {', '.join(supported)}"
-            )
+            raise DataError(f"dataset {spec.name}: unsupported file type {file}; supported: {', '.join(supported)}")
     return files
 
 
@@ -137,8 +136,9 @@ def _iter_jsonl(path: Path, rng: SourceRange, text_field: str) -> Iterator[Recor
         yield from _jsonl_lines(raw_file, path, start, rng.end, line_no, text_field)
 
 
-def _jsonl_lines(stream, path: Path, offset: int, end: int | None, line_no: int | None,
-                 text_field: str) -> Iterator[Record]:
+def _jsonl_lines(
+    stream: Iterable[bytes], path: Path, offset: int, end: int | None, line_no: int | None, text_field: str
+) -> Iterator[Record]:
     for raw in stream:
         if end is not None and offset >= end:
             return
@@ -176,7 +176,7 @@ def _iter_parquet(path: Path, text_field: str) -> Iterator[Record]:
 def _iter_hub(spec: DatasetSpec) -> Iterator[Record]:
     import datasets
 
-    repo = spec.path[len(HF_PREFIX):]
+    repo = spec.path[len(HF_PREFIX) :]
     try:
         stream = datasets.load_dataset(repo, spec.subset, split=spec.split, streaming=True)
     except Exception as err:  # the hub client raises many types; report them all the same way
@@ -191,7 +191,9 @@ def _from_mapping(record: object, text_field: str, key: str, origin: str) -> Rec
         return Record(key, origin, None, f"{origin}: expected a JSON object with a {text_field!r} field")
     if text_field not in record:
         return Record(
-            key, origin, None,
+            key,
+            origin,
+            None,
             f"{origin}: no field {text_field!r}; fields: {', '.join(map(str, record))}; "
             "set 'text_field' for this dataset in the blend file",
         )
@@ -201,4 +203,3 @@ def _from_mapping(record: object, text_field: str, key: str, origin: str) -> Rec
     if not isinstance(text, str):
         return Record(key, origin, None, f"{origin}: field {text_field!r} must be a string, got {type(text).__name__}")
     return Record(key, origin, text)
-

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from nemotron.data.encoded_batch import EncodedBatch
 from nemotron.data.errors import DataError
+from nemotron.ranges import require_int_in_range
 
 BACKENDS = ("auto", "gigatoken", "huggingface")
 
@@ -50,17 +52,23 @@ class TokenizerSpec:
     vocab_size: int | None = None
 
     def load(self) -> TextTokenizer:
-        resolved = self.tokenizer_file is not None and self.eod_id is not None and self.vocab_size is not None
-        if self.backend == "gigatoken" and resolved:
+        tokenizer_file, eod_id, vocab_size = self.tokenizer_file, self.eod_id, self.vocab_size
+        if self.backend == "gigatoken" and tokenizer_file is not None and eod_id is not None and vocab_size is not None:
             from nemotron.data.gigatoken_backend import GigatokenEncoder, GigatokenUnavailable
 
             try:
-                encoder = GigatokenEncoder(self.tokenizer_file, threads=self.threads)  # type: ignore[arg-type]
+                encoder = GigatokenEncoder(tokenizer_file, threads=self.threads)
             except GigatokenUnavailable as err:
                 raise DataError(f"tokenizer {self.name_or_path!r} (backend 'gigatoken'): {err}") from None
             return TextTokenizer(
-                self.name_or_path, None, self.eod_id, self.vocab_size,  # type: ignore[arg-type]
-                backend="gigatoken", threads=self.threads, tokenizer_file=self.tokenizer_file, _encoder=encoder,
+                self.name_or_path,
+                None,
+                eod_id,
+                vocab_size,
+                backend="gigatoken",
+                threads=self.threads,
+                tokenizer_file=tokenizer_file,
+                _encoder=encoder,
             )
         return load_tokenizer(self.name_or_path, backend=self.backend, threads=self.threads)
 
@@ -112,7 +120,9 @@ class TextTokenizer:
 
     def spec(self, threads: int | None = 1) -> TokenizerSpec:
         """A picklable recipe to rebuild this tokenizer in a worker (one thread by default)."""
-        return TokenizerSpec(self.name_or_path, self.backend, threads, self.tokenizer_file, self.eod_id, self.vocab_size)
+        return TokenizerSpec(
+            self.name_or_path, self.backend, threads, self.tokenizer_file, self.eod_id, self.vocab_size
+        )
 
     def __reduce__(self) -> tuple:
         return (_rebuild, (self.spec(self.threads),))
@@ -161,8 +171,14 @@ def load_tokenizer(
         encoder, reason = _checked_gigatoken(tokenizer_file, reference, check_texts, threads)
     if encoder is not None:
         return TextTokenizer(
-            name_or_path, hf_tokenizer, reference.eod_id, reference.vocab_size,
-            backend="gigatoken", threads=threads, tokenizer_file=tokenizer_file, _encoder=encoder,
+            name_or_path,
+            hf_tokenizer,
+            reference.eod_id,
+            reference.vocab_size,
+            backend="gigatoken",
+            threads=threads,
+            tokenizer_file=tokenizer_file,
+            _encoder=encoder,
         )
     if backend == "gigatoken":
         raise DataError(
@@ -181,8 +197,7 @@ def load_tokenizer(
 def _apply_threads(threads: int | None) -> None:
     if threads is None:
         return
-    if threads < 1:
-        raise DataError(f"tokenizer threads must be >= 1 or None (library default), got {threads}.")
+    require_int_in_range("tokenizer threads", threads, DataError, minimum=1, fix="Use None for the library default.")
     if threads == 1:
         os.environ["TOKENIZERS_PARALLELISM"] = "false"  # read by HF tokenizers on every batch call
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 # Strings where byte-level BPE implementations tend to diverge: non-ASCII, emoji sequences,
 # whitespace runs, control characters, digits, contractions, and special-token look-alikes.
@@ -48,14 +48,14 @@ def first_mismatch(texts: Sequence[str], want: Sequence[Sequence[int]], got: Seq
     """None when `got` equals the reference ids `want` for every text, else where they first differ."""
     if len(want) != len(got):
         return f"returned {len(got)} documents for {len(texts)} texts"
-    for i, (w, g) in enumerate(zip(want, got)):
+    for i, (w, g) in enumerate(zip(want, got, strict=True)):
         w, g = list(w), list(g)
         if w == g:
             continue
-        at = next((k for k, (a, b) in enumerate(zip(w, g)) if a != b), min(len(w), len(g)))
+        at = next((k for k, (a, b) in enumerate(zip(w, g, strict=False)) if a != b), min(len(w), len(g)))
         return (
             f"ids differ on check text #{i} {_preview(texts[i])}: at token {at}, "
-            f"reference {w[at:at + 4]} vs {g[at:at + 4]} ({len(w)} vs {len(g)} tokens)"
+            f"reference {w[at : at + 4]} vs {g[at : at + 4]} ({len(w)} vs {len(g)} tokens)"
         )
     return None
 

@@ -1,11 +1,13 @@
-"""The one exception type raised for every env.toml problem."""
+"""The root of errors raised for env.toml problems."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from nemotron.errors import NemotronError
 
-class EnvError(Exception):
+
+class EnvError(NemotronError):
     """An env.toml problem; the message names the file, profile and key and says the fix."""
 
     def __init__(

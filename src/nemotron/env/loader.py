@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,13 @@ from nemotron.env.schema import (
     TIME_FORMATS_TEXT,
     WANDB_KEYS,
     KeySpec,
-    closest,
     coerce,
     describe,
     is_slurm_time,
     keys_for,
 )
 from nemotron.env.settings import DockerSettings, EnvFile, Profile, SlurmSettings, SSHSettings, WandbSettings
+from nemotron.suggest import did_you_mean
 
 
 def load_env_file(path: Path | str | None) -> EnvFile:
@@ -36,9 +37,13 @@ def load_env_file(path: Path | str | None) -> EnvFile:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise EnvError(f"{path}: file not found. Check the path or create it from env.toml.example.", path=path) from None
+        raise EnvError(
+            f"{path}: file not found. Check the path or create it from env.toml.example.", path=path
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise EnvError(f"{path}: cannot read the file ({exc}). Fix its permissions or encoding (UTF-8).", path=path) from None
+        raise EnvError(
+            f"{path}: cannot read the file ({exc}). Fix its permissions or encoding (UTF-8).", path=path
+        ) from None
     return load_env_text(text, path)
 
 
@@ -107,8 +112,7 @@ class _Builder:
         for key, item in value.items():
             spec = specs.get(key)
             if spec is None:
-                near = closest(key, list(specs))
-                hint = f" Did you mean '{near}'?" if near else ""
+                hint = did_you_mean(key, specs, sentence=True)
                 raise self.fail(
                     f"[{table}]: unknown key '{key}'.{hint} Valid keys in [{table}]: {', '.join(specs)}.",
                     key=key,
@@ -150,15 +154,14 @@ class _Builder:
                     "extends",
                 )
             if parent in chain:
-                cycle = chain[chain.index(parent):] + [parent]
+                cycle = chain[chain.index(parent) :] + [parent]
                 raise self.fail(
                     "extends forms a cycle: " + " -> ".join(cycle) + ". Remove extends from one of these profiles.",
                     current,
                     "extends",
                 )
             if parent not in self.raw:
-                near = closest(parent, list(self.raw))
-                hint = f" Did you mean '{near}'?" if near else ""
+                hint = did_you_mean(parent, self.raw, sentence=True)
                 reserved = f" [{parent}] is a reserved table, not a profile." if parent in RESERVED_TABLES else ""
                 raise self.fail(
                     f"extends '{parent}', which is not a profile in this file.{reserved} "
@@ -186,8 +189,7 @@ class _Builder:
         executor = merged.get("executor", DEFAULT_EXECUTOR)
         if not isinstance(executor, str) or executor not in EXECUTORS:
             shown = describe(executor)
-            near = closest(executor, list(EXECUTORS)) if isinstance(executor, str) else None
-            hint = f" Did you mean '{near}'?" if near else ""
+            hint = did_you_mean(executor, EXECUTORS, sentence=True) if isinstance(executor, str) else ""
             raise self.fail(
                 f"executor must be one of {', '.join(EXECUTORS)}, got {shown}{inherited('executor')}.{hint} "
                 f'Write e.g. executor = "slurm".',
@@ -199,8 +201,7 @@ class _Builder:
         for key, value in merged.items():
             spec = PROFILE_KEYS.get(key)
             if spec is None:
-                near = closest(key, valid) or closest(key, list(PROFILE_KEYS))
-                hint = f" Did you mean '{near}'?" if near else ""
+                hint = did_you_mean(key, valid, sentence=True) or did_you_mean(key, PROFILE_KEYS, sentence=True)
                 raise self.fail(
                     f"unknown key '{key}'{inherited(key)}.{hint} "
                     f"Valid keys for executor '{executor}': {', '.join(valid)}.",
@@ -229,7 +230,7 @@ class _Builder:
         self.check_rules(name, executor, values, inherited)
         return self.make_profile(name, executor, values)
 
-    def check_rules(self, name: str, executor: str, values: dict[str, Any], inherited) -> None:
+    def check_rules(self, name: str, executor: str, values: dict[str, Any], inherited: Callable[[str], str]) -> None:
         if "time" in values and not is_slurm_time(values["time"]):
             raise self.fail(
                 f"time must be a Slurm time limit ({TIME_FORMATS_TEXT}), got {values['time']!r}{inherited('time')}. "
@@ -239,7 +240,8 @@ class _Builder:
             )
         if executor == "docker" and "container_image" not in values:
             raise self.fail(
-                'executor "docker" needs container_image. Add e.g. container_image = "nvcr.io/nvidia/pytorch:25.01-py3" '
+                'executor "docker" needs container_image. '
+                'Add e.g. container_image = "nvcr.io/nvidia/pytorch:25.01-py3" '
                 "(an image with nemotron installed).",
                 name,
                 "container_image",
@@ -263,14 +265,15 @@ class _Builder:
         for flag in values.get("sbatch_flags", {}):
             if flag.startswith("-"):
                 raise self.fail(
-                    f"sbatch_flags: write the flag without leading dashes: \"{flag.lstrip('-')}\" instead of \"{flag}\".",
+                    f'sbatch_flags: write the flag without leading dashes: "{flag.lstrip("-")}" instead of "{flag}".',
                     name,
                     "sbatch_flags",
                 )
             own = FIRST_CLASS_SBATCH.get(flag.replace("_", "-"))
             if own:
                 raise self.fail(
-                    f"sbatch_flags: '{flag}' has its own key. Set {own} = ... in the profile instead of in sbatch_flags.",
+                    f"sbatch_flags: '{flag}' has its own key. "
+                    f"Set {own} = ... in the profile instead of in sbatch_flags.",
                     name,
                     "sbatch_flags",
                 )

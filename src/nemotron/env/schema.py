@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from difflib import get_close_matches
 from typing import Any
+
+from nemotron.ranges import require_int_in_range
 
 EXECUTORS = ("local", "slurm", "docker")
 DEFAULT_EXECUTOR = "local"
@@ -115,15 +116,6 @@ def keys_for(executor: str) -> list[str]:
     return [name for name, spec in PROFILE_KEYS.items() if executor in spec.executors]
 
 
-def closest(name: str, candidates: list[str]) -> str | None:
-    """The candidate closest to name (difflib), or None when nothing is close."""
-    found = get_close_matches(name, candidates, n=1, cutoff=0.6)
-    if not found:
-        lowered = {c.lower().replace("-", "_"): c for c in candidates}
-        found = [lowered[k] for k in get_close_matches(name.lower().replace("-", "_"), list(lowered), n=1, cutoff=0.6)]
-    return found[0] if found else None
-
-
 def describe(value: Any) -> str:
     """A value as a TOML user sees it: "string '2'", "integer 2", "boolean true", ..."""
     if isinstance(value, bool):
@@ -159,7 +151,11 @@ def coerce(spec: KeySpec, value: Any) -> Any:
     fix = f"Write e.g. {key} = {spec.example}." if spec.example else ""
     if spec.kind == STRING:
         if not isinstance(value, str):
-            quoted = f' Quote it: {key} = "{value}".' if isinstance(value, (int, float)) and not isinstance(value, bool) else f" {fix}"
+            quoted = (
+                f' Quote it: {key} = "{value}".'
+                if isinstance(value, (int, float)) and not isinstance(value, bool)
+                else f" {fix}"
+            )
             raise ValueError(f"{key} must be a string, got {describe(value)}.{quoted}")
         result: Any = value
     elif spec.kind == STRING_OR_INTEGER:
@@ -172,16 +168,11 @@ def coerce(spec: KeySpec, value: Any) -> Any:
             if isinstance(value, str) and value.strip().isdigit():
                 hint = f"Remove the quotes: {key} = {value.strip()}."
             raise ValueError(f"{key} must be an integer, got {describe(value)}. {hint}")
-        if spec.minimum is not None and value < spec.minimum:
-            raise ValueError(f"{key} must be >= {spec.minimum}, got {value}. {fix}")
-        if spec.maximum is not None and value > spec.maximum:
-            raise ValueError(f"{key} must be <= {spec.maximum}, got {value}. {fix}")
+        require_int_in_range(key, value, ValueError, minimum=spec.minimum, maximum=spec.maximum, fix=fix)
         result = value
     elif spec.kind == BOOLEAN:
         if not isinstance(value, bool):
-            raise ValueError(
-                f"{key} must be a boolean (true or false, unquoted), got {describe(value)}. {fix}"
-            )
+            raise ValueError(f"{key} must be a boolean (true or false, unquoted), got {describe(value)}. {fix}")
         result = value
     elif spec.kind in (STRING_LIST, LINES):
         if spec.kind == LINES and isinstance(value, str):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Literal
 
 from nemotron.env.errors import EnvError
 from nemotron.env.secrets import is_secret_key, redact
+from nemotron.suggest import did_you_mean
 
 ExecutorName = Literal["local", "slurm", "docker"]
 
@@ -177,19 +177,14 @@ class EnvFile:
         available = sorted(self.profiles)
         if self.path is None:
             where = "no env.toml found; searched: " + ", ".join(self.searched or ("(nothing)",))
-            fix = (
-                f"Create env.toml (see env.toml.example) with a [{name}] table, "
-                "or point NEMOTRON_ENV_FILE at one."
-            )
+            fix = f"Create env.toml (see env.toml.example) with a [{name}] table, or point NEMOTRON_ENV_FILE at one."
         else:
             where = f"{self.path}: no profile '{name}'"
             fix = f"Add a [{name}] table to {self.path} or pick one of the available profiles."
         parts = [where + "."]
         if available:
-            parts.append("Available profiles: " + ", ".join(available) + ".")
-            close = get_close_matches(name, available, n=1, cutoff=0.6)
-            if close:
-                parts.append(f"Did you mean '{close[0]}'?")
+            hint = did_you_mean(name, available, sentence=True)
+            parts.append("Available profiles: " + ", ".join(available) + "." + hint)
         else:
             parts.append("No profiles are defined.")
         parts.append(fix)

@@ -5,12 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from nemotron.data.pretrain_prep import PrepRequest
 from nemotron.data.tokenizer import TextTokenizer
+from nemotron.ranges import require_int_in_range
+
+if TYPE_CHECKING:
+    from nemotron.data.blend_spec import BlendSpec
+    from nemotron.stages.data_prep_config import DataPrepPretrainConfig
 
 SAMPLE_SUFFIX = "-sample"
 
@@ -25,7 +31,7 @@ class DataPrepPlan:
     load_tokenizer: Callable[[], TextTokenizer]  # picklable: workers load their own copy
 
 
-def build_request(config, registry_root: Path) -> DataPrepPlan:
+def build_request(config: DataPrepPretrainConfig, registry_root: Path) -> DataPrepPlan:
     from nemotron.config import ConfigError
     from nemotron.data.blend_spec import load_blend_spec
     from nemotron.data.shard_worker import ShardSettings
@@ -38,10 +44,15 @@ def build_request(config, registry_root: Path) -> DataPrepPlan:
     except ValueError as err:
         raise ConfigError(f"config key 'split': {err}") from None
     for key in ("num_shards", "batch_size"):
-        if getattr(config, key) < 1:
-            raise ConfigError(f"config key '{key}' must be >= 1, got {getattr(config, key)}")
-    if config.sample is not None and config.sample < 1:
-        raise ConfigError(f"config key 'sample' must be >= 1 (documents per dataset) or null, got {config.sample}")
+        require_int_in_range(f"config key '{key}'", getattr(config, key), ConfigError, minimum=1)
+    if config.sample is not None:
+        require_int_in_range(
+            "config key 'sample'",
+            config.sample,
+            ConfigError,
+            minimum=1,
+            fix="It counts documents per dataset; use null for all of them.",
+        )
     # The first documents of each dataset check that the fast backend (gigatoken) gives the same
     # ids as Hugging Face; workers then rebuild the checked tokenizer from its spec, single-threaded.
     tokenizer = load_tokenizer(config.tokenizer.name_or_path, check_texts=sample_texts(blend))
@@ -57,17 +68,27 @@ def build_request(config, registry_root: Path) -> DataPrepPlan:
         "num_shards": config.num_shards,
     }
     settings_hash = hashlib.sha256(json.dumps(deciding, sort_keys=True).encode()).hexdigest()
-    settings = ShardSettings(fractions, config.tokenizer.append_eod, config.min_doc_chars, config.max_doc_tokens,
-                             config.sample, config.batch_size, settings_hash)
+    settings = ShardSettings(
+        fractions,
+        config.tokenizer.append_eod,
+        config.min_doc_chars,
+        config.max_doc_tokens,
+        config.sample,
+        config.batch_size,
+        settings_hash,
+    )
     name = config.artifact_name + (SAMPLE_SUFFIX if config.sample else "")
-    data_dir = Path(config.output_dir).expanduser() if config.output_dir else (
-        registry_root / name / "data" / settings_hash[:16])
+    data_dir = (
+        Path(config.output_dir).expanduser()
+        if config.output_dir
+        else (registry_root / name / "data" / settings_hash[:16])
+    )
     workers = config.workers or len(os.sched_getaffinity(0))  # the cores this process may use
     request = PrepRequest(blend, settings, data_dir, config.num_shards, workers, config.force, config.max_bad_records)
     return DataPrepPlan(request, name, tokenizer, load)
 
 
-def sample_texts(blend, per_dataset: int = 32) -> list[str]:
+def sample_texts(blend: BlendSpec, per_dataset: int = 32) -> list[str]:
     """The first readable documents of each local dataset (hub datasets are not opened here)."""
     from itertools import islice
 

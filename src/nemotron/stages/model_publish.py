@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nemotron.artifacts import Artifact, ArtifactKind, FileRegistry, Lineage
 from nemotron.artifacts.kinds import ModelCheckpointMeta, TokenizerInfo
 from nemotron.artifacts.mirrors import Mirror, publish_with_mirrors
 from nemotron.artifacts.types import installed_versions
 from nemotron.stages.runtime import JobContext
+
+if TYPE_CHECKING:
+    from nemotron.training.checkpoint.layout import CheckpointInfo
 
 CHECKPOINT_SUBDIR = "checkpoint"
 
@@ -28,7 +32,7 @@ def link_tree(source: Path, target: Path) -> None:
                 shutil.copy2(src, dst)
 
 
-def published_version(registry: FileRegistry, name: str, checkpoint) -> Artifact | None:
+def published_version(registry: FileRegistry, name: str, checkpoint: CheckpointInfo) -> Artifact | None:
     """The latest version of `name` when it was published from this very checkpoint (same folder and step)."""
     from nemotron.artifacts import ArtifactError
 
@@ -40,8 +44,17 @@ def published_version(registry: FileRegistry, name: str, checkpoint) -> Artifact
     return latest if same_folder and latest.metadata.get("step") == checkpoint.iteration else None
 
 
-def publish_model_checkpoint(registry: FileRegistry, mirrors: list[Mirror], name: str, checkpoint: Path,
-                             metadata: dict, context: JobContext, stage: str, *, loss: float | None) -> Artifact:
+def publish_model_checkpoint(
+    registry: FileRegistry,
+    mirrors: list[Mirror],
+    name: str,
+    checkpoint: Path,
+    metadata: dict,
+    context: JobContext,
+    stage: str,
+    *,
+    loss: float | None,
+) -> Artifact:
     """Publish the checkpoint folder `checkpoint` (an iter_XXXXXXX folder) as the next version of `name`."""
     import nemotron
 
@@ -55,8 +68,12 @@ def publish_model_checkpoint(registry: FileRegistry, mirrors: list[Mirror], name
         loss=loss,
         format="megatron-dist",
         tokenizer=TokenizerInfo(**tokenizer) if tokenizer else None,
-        extra={"run_name": metadata.get("run_name"), "train_iters": metadata.get("train_iters"),
-               "validation": state.get("last_eval") or {}, "source_checkpoint": str(checkpoint)},
+        extra={
+            "run_name": metadata.get("run_name"),
+            "train_iters": metadata.get("train_iters"),
+            "validation": state.get("last_eval") or {},
+            "source_checkpoint": str(checkpoint),
+        },
     )
     inputs = tuple(ref for ref in (metadata.get("data"),) if ref)
     if tokenizer:
@@ -64,12 +81,18 @@ def publish_model_checkpoint(registry: FileRegistry, mirrors: list[Mirror], name
     with registry.staging(name) as staging:
         link_tree(checkpoint, staging.path / CHECKPOINT_SUBDIR)
         return publish_with_mirrors(
-            registry, mirrors, staging,
+            registry,
+            mirrors,
+            staging,
             kind=ArtifactKind.MODEL_CHECKPOINT,
             lineage=Lineage(
-                stage=stage, job_name=context.job_name, job_id=context.job_id,
-                config_sha256=context.config_sha256, git_commit=context.git_commit,
-                package_version=nemotron.__version__, inputs=inputs,
+                stage=stage,
+                job_name=context.job_name,
+                job_id=context.job_id,
+                config_sha256=context.config_sha256,
+                git_commit=context.git_commit,
+                package_version=nemotron.__version__,
+                inputs=inputs,
                 packages=installed_versions("nemotron", "torch", "megatron-core", "numpy"),
             ),
             metadata=meta,

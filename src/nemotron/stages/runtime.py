@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
+
+from nemotron.errors import run_reporting_errors
 
 T = TypeVar("T")
 
@@ -26,8 +28,9 @@ class JobContext:
     array_count: int = 1
 
 
-def load_stage_config(argv: list[str] | None, schema: type[T], stage: str,
-                      phases: tuple[str, ...] = ()) -> tuple[T, JobContext]:
+def load_stage_config(
+    argv: list[str] | None, schema: type[T], stage: str, phases: tuple[str, ...] = ()
+) -> tuple[T, JobContext]:
     """Parse `--config FILE` (and `--phase` for stages run in parts), validate, read the job context."""
     from omegaconf import OmegaConf
 
@@ -53,21 +56,9 @@ def load_stage_config(argv: list[str] | None, schema: type[T], stage: str,
     return config, context
 
 
-class StageFailure(Exception):
-    """A stage ended for a reason its message explains fully (e.g. training diverged): one line, exit 1."""
-
-
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's main; known input errors end the process with one line and exit code 1."""
+    """Run a stage's main; any NemotronError ends the process as one `error:` line and exit code 1."""
     from nemotron.quiet import silence_megatron_fallback_warnings
 
     silence_megatron_fallback_warnings()
-    from nemotron.artifacts import ArtifactError
-    from nemotron.config import ConfigError
-    from nemotron.data.errors import DataError
-
-    try:
-        main()
-    except (ConfigError, DataError, ArtifactError, StageFailure) as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        sys.exit(1)
+    run_reporting_errors(main, exit_code=1)

@@ -1,0 +1,47 @@
+"""The data prep stage's config schema (recipes/nano3/stage0_pretrain/config/data_prep/*.yaml).
+
+Its own module, free of heavy imports, so the stage entry point (`data_prep_pretrain`) and the
+request builder (`data_prep_request`) can both name it without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TokenizerSection:
+    """The Hugging Face tokenizer: a hub name or a local folder."""
+
+    name_or_path: str
+    append_eod: bool = True
+
+
+@dataclass
+class SplitSection:
+    """Per-document split of every dataset into train/valid/test, deterministic for a seed."""
+
+    valid_fraction: float = 0.01
+    test_fraction: float = 0.01
+    seed: int = 1234
+
+
+@dataclass
+class DataPrepPretrainConfig:
+    """The stage's config (recipes/nano3/stage0_pretrain/config/data_prep/*.yaml)."""
+
+    blend_path: str
+    tokenizer: TokenizerSection
+    split: SplitSection = field(default_factory=SplitSection)
+    text_field: str = "text"
+    batch_size: int = 256
+    artifact_name: str = "nano3-pretrain-data"
+    num_shards: int = 64
+    workers: int | None = None  # default: the machine's cores
+    force: bool = False
+    min_doc_chars: int = 0
+    max_doc_tokens: int | None = None
+    max_bad_records: int = 0
+    sample: int | None = None  # documents per dataset; published as <artifact_name>-sample
+    output_dir: str | None = None  # default: <registry root>/<artifact name>/data/<settings hash>
+    array_tasks: int = 0  # on Slurm: a job array of this many tasks, then a finalize job; 0: one job
