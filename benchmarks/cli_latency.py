@@ -1,4 +1,4 @@
-"""Measure start-up latency of the `nemotron` CLI (`--help` and a Slurm dry run) against Python baselines."""
+"""Measure start-up latency of the `nemotron` CLI (`--help`, a local and a Slurm dry run) against Python baselines."""
 
 from __future__ import annotations
 
@@ -15,12 +15,10 @@ from pathlib import Path
 from bench_common import CommandFailed, nemotron_command, write_json
 
 # Goals for this project's CLI (median wall time, seconds).
-GOAL_HELP_S = 0.5
-GOAL_DRY_RUN_S = 2.0
+GOALS_S = {"help": 0.5, "slurm_dry_run": 1.0}
 
 # NVIDIA's Nemotron CLI measured on the reference machine (median wall time, seconds).
-REFERENCE_HELP_S = 1.95
-REFERENCE_DRY_RUN_S = 2.1
+REFERENCE_S = {"help": 1.95, "slurm_dry_run": 2.1}
 
 PROFILE = "bench-slurm"
 ENV_TOML = f"""\
@@ -36,10 +34,13 @@ container_image = "/images/nemotron.sqsh"
 container_mounts = ["/data:/data"]
 """
 
-DRY_RUN_ARGS = ["nano3", "data", "prep", "pretrain", "-c", "tiny", "--dry-run", "--batch", PROFILE]
+STAGE_ARGS = ["nano3", "data", "prep", "pretrain", "-c", "tiny", "--dry-run"]
+FULL_NEMO_RUN_IMPORT = "import nemo_run"  # everything NeMo-Run's package imports (torch included)
 
 
-def run_once(cmd: list[str], env: dict[str, str], cwd: str, timeout: float) -> tuple[float, subprocess.CompletedProcess]:
+def run_once(
+    cmd: list[str], env: dict[str, str], cwd: str, timeout: float
+) -> tuple[float, subprocess.CompletedProcess[str]]:
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
@@ -56,26 +57,30 @@ def run_once(cmd: list[str], env: dict[str, str], cwd: str, timeout: float) -> t
     return elapsed, proc
 
 
-def measure(label: str, cmd: list[str], env: dict[str, str], cwd: str, runs: int, warmup: int,
-            timeout: float, show_output: bool) -> dict:
-    for _ in range(warmup):
-        run_once(cmd, env, cwd, timeout)
+def measure(
+    label: str, cmd: list[str], env: dict[str, str], cwd: str, args: argparse.Namespace, show_output: bool = False
+) -> dict:
+    """Median, min and max wall time of `args.runs` runs of `cmd` (after `args.warmup` untimed runs)."""
+    for _ in range(args.warmup):
+        run_once(cmd, env, cwd, args.timeout)
     times = []
     proc = None
-    for _ in range(runs):
-        elapsed, proc = run_once(cmd, env, cwd, timeout)
+    for _ in range(args.runs):
+        elapsed, proc = run_once(cmd, env, cwd, args.timeout)
         times.append(elapsed)
     result = {
         "label": label,
         "command": cmd,
-        "runs": runs,
+        "runs": args.runs,
         "median_s": statistics.median(times),
         "min_s": min(times),
         "max_s": max(times),
         "times_s": times,
     }
-    print(f"  {label:<28} median {result['median_s']:.3f} s   min {result['min_s']:.3f} s   "
-          f"max {result['max_s']:.3f} s   ({runs} runs)", flush=True)
+    print(
+        f"  {label:<30} median {result['median_s']:.3f} s   min {result['min_s']:.3f} s   max {result['max_s']:.3f} s",
+        flush=True,
+    )
     if show_output and proc is not None:
         print("  " + "-" * 60)
         for line in (proc.stdout + proc.stderr).rstrip().splitlines():
@@ -84,86 +89,110 @@ def measure(label: str, cmd: list[str], env: dict[str, str], cwd: str, runs: int
     return result
 
 
-def verdict(value: float, goal: float) -> str:
-    return "PASS" if value < goal else "MISS"
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=7, help="timed runs per command (default: 7)")
-    parser.add_argument("--warmup", type=int, default=1,
-                        help="untimed runs per command first, to warm the OS and .pyc caches (default: 1)")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="untimed runs per command first, to warm the OS and .pyc caches (default: 1)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds before one run counts as failed")
     parser.add_argument("--json", metavar="PATH", type=Path, help="also write the results as JSON to PATH")
-    parser.add_argument("--show-output", action="store_true", help="print the output of the last run of each CLI command")
+    parser.add_argument(
+        "--show-output", action="store_true", help="print the output of the last run of each CLI command"
+    )
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 0:
         parser.error("--runs must be >= 1 and --warmup >= 0")
 
     cli = nemotron_command()
     python = [sys.executable]
-
     with tempfile.TemporaryDirectory(prefix="nemotron-bench-") as tmp:
         tmp_path = Path(tmp)
-        env_file = tmp_path / "env.toml"
-        env_file.write_text(ENV_TOML)
-        home = tmp_path / "home"
-        home.mkdir()
+        (tmp_path / "env.toml").write_text(ENV_TOML)
+        (tmp_path / "home").mkdir()
         workdir = tmp_path / "cwd"  # empty cwd: no env.toml or job state from the checkout leaks in
         workdir.mkdir()
-        env = dict(os.environ)
-        env["NEMOTRON_ENV_FILE"] = str(env_file)
-        env["NEMOTRON_HOME"] = str(home)
+        env = {
+            **os.environ,
+            "NEMOTRON_ENV_FILE": str(tmp_path / "env.toml"),
+            "NEMOTRON_HOME": str(tmp_path / "home"),
+            "NEMORUN_HOME": str(tmp_path / "home" / "nemo_run"),
+        }
+        cwd = str(workdir)
 
         print(f"python:   {sys.executable} ({platform.python_version()})")
         print(f"nemotron: {' '.join(cli)}")
-        print(f"runs:     {args.runs} timed (+{args.warmup} warm-up) per command\n")
-
+        print(f"runs:     {args.runs} timed (+{args.warmup} warm-up) per command; load average {load_average()}\n")
         try:
             print("CLI")
-            help_r = measure("nemotron --help", cli + ["--help"], env, str(workdir),
-                             args.runs, args.warmup, args.timeout, args.show_output)
-            dry_r = measure("dry run (slurm profile)", cli + DRY_RUN_ARGS, env, str(workdir),
-                            args.runs, args.warmup, args.timeout, args.show_output)
+            r = {
+                "help": measure("nemotron --help", cli + ["--help"], env, cwd, args, args.show_output),
+                "local_dry_run": measure(
+                    "dry run (no profile: local)", cli + STAGE_ARGS, env, cwd, args, args.show_output
+                ),
+                "slurm_dry_run": measure(
+                    f"dry run (--batch {PROFILE})",
+                    cli + [*STAGE_ARGS, "--batch", PROFILE],
+                    env,
+                    cwd,
+                    args,
+                    args.show_output,
+                ),
+            }
             print("\nBaselines (same interpreter)")
-            pass_r = measure('python -c "pass"', python + ["-c", "pass"], env, str(workdir),
-                             args.runs, args.warmup, args.timeout, False)
-            nemo_r = measure('python -c "import nemo_run"', python + ["-c", "import nemo_run"], env, str(workdir),
-                             args.runs, args.warmup, args.timeout, False)
+            r["python_startup"] = measure('python -c "pass"', python + ["-c", "pass"], env, cwd, args)
+            r["import_nemo_run"] = measure(
+                f'python -c "{FULL_NEMO_RUN_IMPORT}"', python + ["-c", FULL_NEMO_RUN_IMPORT], env, cwd, args
+            )
         except CommandFailed as exc:
             print(f"\nERROR: {exc}", file=sys.stderr)
             return 1
 
-    help_ratio = help_r["median_s"] / pass_r["median_s"]
-    dry_ratio = dry_r["median_s"] / nemo_r["median_s"]
+    median = {key: value["median_s"] for key, value in r.items()}
+    ratios = {
+        "help_over_python_startup": median["help"] / median["python_startup"],
+        "local_dry_run_over_python_startup": median["local_dry_run"] / median["python_startup"],
+        "slurm_dry_run_over_python_startup": median["slurm_dry_run"] / median["python_startup"],
+        "slurm_dry_run_over_import_nemo_run": median["slurm_dry_run"] / median["import_nemo_run"],
+        "slurm_dry_run_over_local_dry_run": median["slurm_dry_run"] / median["local_dry_run"],
+    }
     print("\nRatios (medians)")
-    print(f"  --help / python start-up      {help_ratio:6.2f}x")
-    print(f"  dry run / import nemo_run     {dry_ratio:6.2f}x")
+    for key, value in ratios.items():
+        print(f"  {key.replace('_over_', ' / ').replace('_', ' '):<36} {value:6.2f}x")
 
-    help_v = verdict(help_r["median_s"], GOAL_HELP_S)
-    dry_v = verdict(dry_r["median_s"], GOAL_DRY_RUN_S)
-    print("\nGoals (median)                  measured   goal      reference (NVIDIA Nemotron CLI)")
-    print(f"  nemotron --help               {help_r['median_s']:6.3f} s  < {GOAL_HELP_S:.1f} s   "
-          f"~{REFERENCE_HELP_S:.2f} s   {help_v}")
-    print(f"  dry run (slurm profile)       {dry_r['median_s']:6.3f} s  < {GOAL_DRY_RUN_S:.1f} s   "
-          f"~{REFERENCE_DRY_RUN_S:.2f} s   {dry_v}")
+    goals = {}
+    print("\nGoals (median)                   measured   goal      reference (NVIDIA Nemotron CLI)")
+    for key, goal in GOALS_S.items():
+        verdict = "PASS" if median[key] < goal else "MISS"
+        goals[key] = {"goal_s": goal, "median_s": median[key], "verdict": verdict}
+        print(f"  {r[key]['label']:<30} {median[key]:6.3f} s  < {goal:.1f} s   ~{REFERENCE_S[key]:.2f} s   {verdict}")
 
     if args.json:
         payload = {
             "python": sys.executable,
             "python_version": platform.python_version(),
             "platform": platform.platform(),
+            "load_average": load_average(),
             "nemotron_command": cli,
             "runs": args.runs,
             "warmup": args.warmup,
-            "results": {"help": help_r, "dry_run": dry_r, "python_startup": pass_r, "import_nemo_run": nemo_r},
-            "ratios": {"help_over_python_startup": help_ratio, "dry_run_over_import_nemo_run": dry_ratio},
-            "goals": {
-                "help": {"goal_s": GOAL_HELP_S, "median_s": help_r["median_s"], "verdict": help_v},
-                "dry_run": {"goal_s": GOAL_DRY_RUN_S, "median_s": dry_r["median_s"], "verdict": dry_v},
+            "results": r,
+            "ratios": ratios,
+            "goals": goals,
+            "reference": {
+                "source": "NVIDIA Nemotron CLI, same machine",
+                **{f"{key}_s": value for key, value in REFERENCE_S.items()},
             },
-            "reference": {"source": "NVIDIA Nemotron CLI, same machine",
-                          "help_s": REFERENCE_HELP_S, "dry_run_s": REFERENCE_DRY_RUN_S},
         }
         write_json(args.json, payload)
     return 0

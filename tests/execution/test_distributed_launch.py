@@ -94,7 +94,7 @@ def prepared(stage, profile: str | None, *overrides: str):
 def script_of(stage, profile: str, *overrides: str) -> tuple[str, str]:
     """(sbatch script, job dir) of a one-task job."""
     p = prepared(stage, profile, *overrides)
-    (task, script), = render_sbatch_preview(p.profile, p.job)
+    ((task, script),) = render_sbatch_preview(p.profile, p.job)
     assert task == "main"
     return script, f"{jobs_root()}/{p.job.name}"
 
@@ -127,7 +127,7 @@ def test_distributed_stage_runs_torchrun_once_per_node(env_file):
     assert "--nodes=2 --ntasks=2 --ntasks-per-node=1" in srun
     assert f"--chdir {job_dir}" in srun
     assert "--cpus-per-task" not in srun
-    inner = ('trap "" USR1; exec /venv/bin/python ' + TORCHRUN_GPU.format(job_dir=job_dir))
+    inner = 'trap "" USR1; exec /venv/bin/python ' + TORCHRUN_GPU.format(job_dir=job_dir)
     assert srun.endswith(f"bash -c '{inner}'"), srun
     assert srun_command(srun) == ["bash", "-c", inner]
 
@@ -145,7 +145,9 @@ def test_rendezvous_host_and_port_are_computed_inside_the_job(env_file):
 def test_rendezvous_setup_lines_give_the_first_node_and_a_port():
     done = subprocess.run(
         ["bash", "-c", "\n".join([*RDZV_SETUP, 'echo "$NEMOTRON_RDZV_HOST:$NEMOTRON_RDZV_PORT"'])],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
         env={**os.environ, "SLURM_JOB_NODELIST": "gpu[07-08],cpu01", "SLURM_JOB_ID": "123456"},
     )
     assert done.returncode == 0, done.stderr
@@ -161,14 +163,21 @@ def test_torchrun_command_runs_with_usr1_ignored_and_slurm_values(env_file, tmp_
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     command = srun_command(srun_line(script))
     command[2] = command[2].replace("/venv/bin/python", str(fake))
-    env = {**os.environ, "SLURM_NNODES": "2", "SLURM_JOB_ID": "77", "NEMOTRON_RDZV_HOST": "gpu07",
-           "NEMOTRON_RDZV_PORT": "29577"}
+    env = {
+        **os.environ,
+        "SLURM_NNODES": "2",
+        "SLURM_JOB_ID": "77",
+        "NEMOTRON_RDZV_HOST": "gpu07",
+        "NEMOTRON_RDZV_PORT": "29577",
+    }
     done = subprocess.run(command, capture_output=True, text=True, timeout=30, env=env)
     assert done.returncode == 0, done.stderr
     args = done.stdout.splitlines()[0]
-    assert args == ("args: -m torch.distributed.run --nnodes=2 --nproc-per-node=8 --rdzv-backend=c10d "
-                    "--rdzv-endpoint=gpu07:29577 --rdzv-id=77 -m nemotron.stages.data_prep_pretrain "
-                    f"--config {job_dir}/config.yaml")
+    assert args == (
+        "args: -m torch.distributed.run --nnodes=2 --nproc-per-node=8 --rdzv-backend=c10d "
+        "--rdzv-endpoint=gpu07:29577 --rdzv-id=77 -m nemotron.stages.data_prep_pretrain "
+        f"--config {job_dir}/config.yaml"
+    )
     ignored = int(done.stdout.splitlines()[1].split()[1], 16)
     assert ignored & (1 << (10 - 1)), "SIGUSR1 (10) must be ignored by torchrun"
 
@@ -261,9 +270,12 @@ def test_dry_run_shows_the_torchrun_and_signal_lines(env_file):
     text = render_dry_run(prepared(DISTRIBUTED, "gpu"))
     assert "#SBATCH --signal=USR1@120" in text
     assert "--ntasks-per-node=1" in text
-    assert re.search(r"exec /venv/bin/python -m torch\.distributed\.run --nnodes=\$SLURM_NNODES "
-                     r"--nproc-per-node=8 --rdzv-backend=c10d --rdzv-endpoint=\$NEMOTRON_RDZV_HOST:"
-                     r"\$NEMOTRON_RDZV_PORT --rdzv-id=\$SLURM_JOB_ID -m nemotron\.stages\.data_prep_pretrain", text)
+    assert re.search(
+        r"exec /venv/bin/python -m torch\.distributed\.run --nnodes=\$SLURM_NNODES "
+        r"--nproc-per-node=8 --rdzv-backend=c10d --rdzv-endpoint=\$NEMOTRON_RDZV_HOST:"
+        r"\$NEMOTRON_RDZV_PORT --rdzv-id=\$SLURM_JOB_ID -m nemotron\.stages\.data_prep_pretrain",
+        text,
+    )
 
 
 # -- local: torchrun --standalone with nproc_per_node ---------------------------------------------
@@ -274,15 +286,27 @@ def test_local_command_uses_torchrun_with_nproc_per_node(env_file):
     backend = backend_for(p.profile, "local2")
     assert backend.nproc_per_node == 2
     command = p.job.command(backend.python, "/jobs/x/config.yaml", backend.nproc_per_node)
-    assert command == [backend.python, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                       "-m", "nemotron.stages.data_prep_pretrain", "--config", "/jobs/x/config.yaml"]
+    assert command == [
+        backend.python,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        "-m",
+        "nemotron.stages.data_prep_pretrain",
+        "--config",
+        "/jobs/x/config.yaml",
+    ]
     text = render_dry_run(p)
-    assert (f"-m torch.distributed.run --standalone --nproc-per-node=2 -m nemotron.stages.data_prep_pretrain "
-            f"--config {jobs_root()}/{p.job.name}/config.yaml") in text
+    assert (
+        f"-m torch.distributed.run --standalone --nproc-per-node=2 -m nemotron.stages.data_prep_pretrain "
+        f"--config {jobs_root()}/{p.job.name}/config.yaml"
+    ) in text
 
 
-@pytest.mark.parametrize(("stage", "profile"), [(DISTRIBUTED, "local1"), (DISTRIBUTED, None),
-                                                (NANO3_DATA_PREP_PRETRAIN, "local2")])
+@pytest.mark.parametrize(
+    ("stage", "profile"), [(DISTRIBUTED, "local1"), (DISTRIBUTED, None), (NANO3_DATA_PREP_PRETRAIN, "local2")]
+)
 def test_local_command_is_plain_python_otherwise(env_file, stage, profile):
     p = prepared(stage, profile)
     backend = backend_for(p.profile, profile)

@@ -162,9 +162,10 @@ def test_secret_reaches_the_job_only_through_secrets_env(nemotron_home):
 
 
 def test_secret_values_are_shell_quoted(nemotron_home):
-    tricky = "it's $HOME `id` \"q\" ; echo pwned"
+    tricky = 'it\'s $HOME `id` "q" ; echo pwned'
     job = dataclasses.replace(tiny_job("blend_path=/nonexistent.json"), secret_env={"MY_TOKEN": tricky})
-    script = f'test "$MY_TOKEN" = {json.dumps(tricky).replace("$", chr(92) + "$").replace("`", chr(92) + "`")} || exit 9'
+    expected = json.dumps(tricky).replace("$", chr(92) + "$").replace("`", chr(92) + "`")
+    script = f'test "$MY_TOKEN" = {expected} || exit 9'
     backend = LocalBackend(None, sys.executable, (script,))
     state, log, _ = run_to_end(backend, job)
     assert state is JobState.FAILED, log  # the stage ran (and failed on the blend), so the value arrived intact

@@ -29,8 +29,14 @@ def test_jobs_root_is_under_nemotron_home(nemotron_home):
 
 
 def test_save_and_round_trip(nemotron_home):
-    saved = record("job-a", "4242", "2026-01-02T03:04:05", backend="slurm", profile="gpu",
-                   details={"host": "login", "experiment_id": "x_1"})
+    saved = record(
+        "job-a",
+        "4242",
+        "2026-01-02T03:04:05",
+        backend="slurm",
+        profile="gpu",
+        details={"host": "login", "experiment_id": "x_1"},
+    )
     path = save_record(saved)
     assert path == jobs_root() / "job-a" / "record.json"
     assert json.loads(path.read_text())["details"] == {"experiment_id": "x_1", "host": "login"}

@@ -71,7 +71,7 @@ def prepared(profile: str, *overrides: str):
 
 
 def single_script(profile, job) -> str:
-    (task, script), = render_sbatch_preview(profile, job)
+    ((task, script),) = render_sbatch_preview(profile, job)
     assert task == "main"
     return script
 
@@ -191,7 +191,8 @@ def test_profile_without_container_has_no_container_flags(env_file):
     assert f"--chdir {job_dir}" in srun  # outside a container the job runs in its job dir
     assert "#SBATCH --account=acct" in sbatch_lines(script)
     assert "#SBATCH --nodes=1" in sbatch_lines(script)
-    assert not any(line.startswith(("#SBATCH --exclusive", "#SBATCH --qos", "#SBATCH --gpus")) for line in sbatch_lines(script))
+    unexpected = ("#SBATCH --exclusive", "#SBATCH --qos", "#SBATCH --gpus")
+    assert not any(line.startswith(unexpected) for line in sbatch_lines(script))
     assert srun.endswith(f"python -m nemotron.stages.data_prep_pretrain --config {job_dir}/config.yaml")
 
 

@@ -34,8 +34,17 @@ class FakeShell:
 
 
 def record() -> JobRecord:
-    return JobRecord(name="job", stage="test/stage", backend="slurm", profile="p", job_id="42",
-                     submitted_at="2026-11-22T10:00:00", job_dir="/jobs/job", log_dir="/jobs/job/logs", details={})
+    return JobRecord(
+        name="job",
+        stage="test/stage",
+        backend="slurm",
+        profile="p",
+        job_id="42",
+        submitted_at="2026-11-22T10:00:00",
+        job_dir="/jobs/job",
+        log_dir="/jobs/job/logs",
+        details={},
+    )
 
 
 def control(shell: FakeShell) -> SlurmJobControl:
@@ -50,15 +59,18 @@ def test_requeued_job_is_pending(sacct):
     assert control(FakeShell([sacct])).status(record()) is JobState.PENDING
 
 
-@pytest.mark.parametrize(("sacct", "queue", "expected"), [
-    ("PREEMPTED", "PENDING", JobState.PENDING),  # preempted with PreemptMode=REQUEUE: back in the queue
-    ("NODE_FAIL", "REQUEUED", JobState.PENDING),
-    ("FAILED", "RUNNING", JobState.RUNNING),  # accounting still shows the ended run
-    ("PREEMPTED", "", JobState.PREEMPTED),  # gone from the queue: it really ended
-    ("FAILED", "", JobState.FAILED),
-    ("CANCELLED by 0", "COMPLETING", JobState.CANCELLED),
-    ("TIMEOUT", "TIMEOUT", JobState.TIMEOUT),
-])
+@pytest.mark.parametrize(
+    ("sacct", "queue", "expected"),
+    [
+        ("PREEMPTED", "PENDING", JobState.PENDING),  # preempted with PreemptMode=REQUEUE: back in the queue
+        ("NODE_FAIL", "REQUEUED", JobState.PENDING),
+        ("FAILED", "RUNNING", JobState.RUNNING),  # accounting still shows the ended run
+        ("PREEMPTED", "", JobState.PREEMPTED),  # gone from the queue: it really ended
+        ("FAILED", "", JobState.FAILED),
+        ("CANCELLED by 0", "COMPLETING", JobState.CANCELLED),
+        ("TIMEOUT", "TIMEOUT", JobState.TIMEOUT),
+    ],
+)
 def test_ended_state_is_checked_against_the_queue(sacct, queue, expected):
     assert control(FakeShell([sacct], [queue])).status(record()) is expected
 

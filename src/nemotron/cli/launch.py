@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from nemotron.cli.output import console, fail, literal
 from nemotron.stages.catalog import StageSpec
+
+if TYPE_CHECKING:
+    from nemotron.execution.local_backend import LocalBackend
+    from nemotron.execution.records import JobRecord
+    from nemotron.execution.slurm_backend import SlurmJobControl
 
 
 def launch_stage(
@@ -38,7 +45,7 @@ def launch_stage(
     return _attach(control_for(record), record, cancel_on_interrupt=record.backend == "local")
 
 
-def _attach(control, record, *, cancel_on_interrupt: bool) -> int:
+def _attach(control: LocalBackend | SlurmJobControl, record: JobRecord, *, cancel_on_interrupt: bool) -> int:
     from nemotron.cli.progress_writer import follow_to_stdout
 
     try:

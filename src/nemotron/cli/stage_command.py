@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import typer
 
@@ -29,10 +29,18 @@ def stage_epilog(stage: StageSpec, usage: str) -> str:
 def make_stage_command(stage: StageSpec, usage: str) -> Callable[..., None]:
     def command(
         ctx: typer.Context,
-        config: Optional[str] = typer.Option(None, "-c", "--config", help=f"config NAME or PATH (default: {stage.default_config})"),
-        run: Optional[str] = typer.Option(None, "-r", "--run", help="submit with env.toml PROFILE, stream logs, exit with the job's outcome"),
-        batch: Optional[str] = typer.Option(None, "-b", "--batch", help="submit with env.toml PROFILE and return the job id"),
-        dry_run: bool = typer.Option(False, "-d", "--dry-run", help="show resolved config, executor and sbatch script; submit nothing"),
+        config: str | None = typer.Option(
+            None, "-c", "--config", help=f"config NAME or PATH (default: {stage.default_config})"
+        ),
+        run: str | None = typer.Option(
+            None, "-r", "--run", help="submit with env.toml PROFILE, stream logs, exit with the job's outcome"
+        ),
+        batch: str | None = typer.Option(
+            None, "-b", "--batch", help="submit with env.toml PROFILE and return the job id"
+        ),
+        dry_run: bool = typer.Option(
+            False, "-d", "--dry-run", help="show resolved config, executor and sbatch script; submit nothing"
+        ),
     ) -> None:
         from nemotron.cli.launch import launch_stage
 
@@ -43,9 +51,12 @@ def make_stage_command(stage: StageSpec, usage: str) -> Callable[..., None]:
                 f"unknown option {unknown[0]!r}; options are -c/--config, -r/--run, -b/--batch, -d/--dry-run"
             )
         if run and batch:
-            raise typer.BadParameter("--run and --batch are exclusive: --run waits for the job, --batch returns at once")
-        code = launch_stage(stage, config, overrides, run or batch, attached=batch is None, dry_run=dry_run,
-                            argv=tuple(sys.argv[1:]))
+            raise typer.BadParameter(
+                "--run and --batch are exclusive: --run waits for the job, --batch returns at once"
+            )
+        code = launch_stage(
+            stage, config, overrides, run or batch, attached=batch is None, dry_run=dry_run, argv=tuple(sys.argv[1:])
+        )
         raise typer.Exit(code)
 
     command.__doc__ = f"{stage.title}.\n\nRuns locally when no profile is given."

@@ -48,7 +48,8 @@ def render_dry_run(prepared: PreparedJob) -> str:
         executor = {"profile": profile.to_dict(redacted=True), "environment": environment}
         sections.append((f"executor ({profile.executor})", OmegaConf.to_yaml(OmegaConf.create(executor)).rstrip()))
         if profile.executor == "local":  # on one line, as it will run (YAML would fold it)
-            sections.append(("command", " ".join(job.command(local_python(profile), config_path, profile.nproc_per_node))))
+            command = job.command(local_python(profile), config_path, profile.nproc_per_node)
+            sections.append(("command", " ".join(command)))
     body = "\n\n".join(f"--- {title} ---\n{text}" for title, text in sections)
     body += "\n\n--- dry run: nothing was written or submitted ---\n"
     return redact_text(body, list(job.secret_env.values()))

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from nemotron.execution.log_reader import LogCursor
 from nemotron.execution.records import JobRecord
 from nemotron.execution.states import JobState
 
+if TYPE_CHECKING:
+    from nemotron.execution.local_backend import LocalBackend
+    from nemotron.execution.slurm_backend import SlurmJobControl
 
-def follow(control, record: JobRecord, out: TextIO = sys.stdout, poll_seconds: float = 1.0) -> JobState:
+
+def follow(
+    control: LocalBackend | SlurmJobControl, record: JobRecord, out: TextIO = sys.stdout, poll_seconds: float = 1.0
+) -> JobState:
     """Print new log text as it appears; stop once the job is in a final state and the log is drained."""
     cursor: LogCursor = {}
     unknown_since: float | None = None

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from nemotron.config.job_files import Provenance
+from nemotron.execution.torchrun import torchrun_argv
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class StageJob:
     stage: str
     entry_module: str
     config: dict[str, Any]  # resolved stage config, written as config.yaml
+    typed_config: Any  # the same config as validated into the stage's schema: launch-time checks read this
     provenance: Provenance
     env: dict[str, str] = field(default_factory=dict)  # non-secret variables the job needs
     secret_env: dict[str, str] = field(default_factory=dict)  # passed through a 0600 file, never printed
@@ -40,13 +42,16 @@ class StageJob:
     # None: no warning signal is requested.
     requeue_signal_seconds: int | None = None
 
+    def stage_argv(self, config_path: str, args: tuple[str, ...] = ()) -> list[str]:
+        """What follows the interpreter: `-m <entry module> --config <config_path> <args>`."""
+        return ["-m", self.entry_module, "--config", config_path, *args]
+
     def command(self, python: str, config_path: str, nproc_per_node: int = 1) -> list[str]:
         """The stage's command on one machine: `python -m <entry>`, or under torchrun (standalone
         rendezvous) with `nproc_per_node` processes for a distributed stage when that is > 1."""
-        stage = ["-m", self.entry_module, "--config", config_path]
         if self.single_task or nproc_per_node <= 1:
-            return [python, *stage]
-        return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc_per_node}", *stage]
+            return [python, *self.stage_argv(config_path)]
+        return torchrun_argv(python, nproc_per_node, self.stage_argv(config_path), slurm=False)
 
 
 def new_job_name(family: str, stage: str, now: datetime | None = None) -> str:

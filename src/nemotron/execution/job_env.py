@@ -33,5 +33,5 @@ def source_secrets_line(secrets_path: str) -> str:
     quoted = shlex.quote(secrets_path)
     return (
         f"{{ _nemotron_opts=$-; set +xv; }} 2>/dev/null; if [ -f {quoted} ]; then . {quoted}; fi; "
-        'case $_nemotron_opts in *v*) set -v;; esac; case $_nemotron_opts in *x*) set -x;; esac'
+        "case $_nemotron_opts in *v*) set -v;; esac; case $_nemotron_opts in *x*) set -x;; esac"
     )

@@ -6,7 +6,7 @@ import os
 import sys
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nemotron.config.job_files import Provenance
 from nemotron.env import EnvFile, Profile
@@ -16,6 +16,9 @@ from nemotron.stages.catalog import StageSpec
 
 if TYPE_CHECKING:
     from nemotron.artifacts import ResolvedRef
+    from nemotron.execution.local_backend import LocalBackend
+    from nemotron.execution.records import JobRecord
+    from nemotron.execution.slurm_backend import SlurmBackend, SlurmJobControl
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ def prepare(request: LaunchRequest) -> PreparedJob:
     with artifact_registry(registry):
         config = resolved_container(loaded.cfg, source=str(loaded.path))
     config, artifact_refs = resolve_references(config, registry)
-    typed = to_dataclass(OmegaConf.create(config), stage.load_schema(), source=str(loaded.path))
+    typed: object = to_dataclass(OmegaConf.create(config), stage.load_schema(), source=str(loaded.path))
     profile = env_file.profile(request.profile) if request.profile else Profile.default_local()
     stage.run_preflight(typed, profile)  # e.g. heads vs hidden, parallel sizes vs the world: before any work
     name = new_job_name(stage.family, stage.key)
@@ -93,23 +96,24 @@ def prepare(request: LaunchRequest) -> PreparedJob:
         stage=f"{stage.family}/{stage.key}",
         entry_module=stage.entry_module,
         config=config,
+        typed_config=typed,
         provenance=provenance,
         env=job_env,
         secret_env=secret_env,
         single_task=stage.single_task,
-        phases=slurm_phases(stage, profile, config),
+        phases=slurm_phases(stage, profile, typed),
         requeue_signal_seconds=requeue_signal_seconds(stage, profile),
     )
     chain = tuple(str(p) for p in loaded.chain)
     return PreparedJob(job, profile, env_file, str(loaded.path), chain, tuple(artifact_refs))
 
 
-def slurm_phases(stage: StageSpec, profile: Profile, config: dict) -> tuple[Phase, ...]:
-    """A sharded stage on Slurm: a job array of `config[array_config_key]` tasks, then finalize."""
-    size = config.get(stage.array_config_key) if stage.array_config_key else None
+def slurm_phases(stage: StageSpec, profile: Profile, typed_config: Any) -> tuple[Phase, ...]:
+    """A sharded stage on Slurm: a job array of `stage.array_size(typed_config)` tasks, then finalize."""
+    size = stage.array_size(typed_config) if stage.array_size else 0
     if profile.executor != "slurm" or not size:
         return ()
-    return (Phase("shards", ("--phase", "shards"), int(size)), Phase("finalize", ("--phase", "finalize")))
+    return (Phase("shards", ("--phase", "shards"), size), Phase("finalize", ("--phase", "finalize")))
 
 
 def requeue_signal_seconds(stage: StageSpec, profile: Profile) -> int | None:
@@ -125,7 +129,7 @@ def local_python(profile: Profile) -> str:
     return profile.python if profile.python != "python" else sys.executable
 
 
-def backend_for(profile: Profile, profile_name: str | None):
+def backend_for(profile: Profile, profile_name: str | None) -> LocalBackend | SlurmBackend:
     """The submitting backend of a profile (`profile_name` None: no profile was given)."""
     from nemotron.execution.errors import ExecutionError
 
@@ -143,7 +147,7 @@ def backend_for(profile: Profile, profile_name: str | None):
     )
 
 
-def control_for(record):
+def control_for(record: JobRecord) -> LocalBackend | SlurmJobControl:
     """Status/logs/cancel for a recorded job, whichever backend submitted it."""
     from nemotron.execution.errors import ExecutionError
 

@@ -28,8 +28,13 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, profile_name: str | None = None, python: str | None = None, setup: tuple[str, ...] = (),
-                 nproc_per_node: int = 1):
+    def __init__(
+        self,
+        profile_name: str | None = None,
+        python: str | None = None,
+        setup: tuple[str, ...] = (),
+        nproc_per_node: int = 1,
+    ):
         self.profile_name = profile_name
         self.python = python or sys.executable
         self.setup = setup
@@ -39,9 +44,11 @@ class LocalBackend:
         job_dir = jobs_root() / job.name
         config_path, _ = write_job_files(job_dir, job.config, job.provenance)
         secrets = write_secrets_file(job_dir, job.secret_env)
-        command = " ".join(shlex.quote(part) for part in job.command(self.python, str(config_path), self.nproc_per_node))
+        command = shlex.join(job.command(self.python, str(config_path), self.nproc_per_node))
         # The wrapper records the exit code atomically so `jobs status` knows the outcome later.
-        inner = "\n".join(["export NEMOTRON_JOB_ID=$$", f". {shlex.quote(str(secrets))}", *self.setup, f"exec {command}"])
+        inner = "\n".join(
+            ["export NEMOTRON_JOB_ID=$$", f". {shlex.quote(str(secrets))}", *self.setup, f"exec {command}"]
+        )
         script = "\n".join(
             [
                 f"( set -e\n{inner}\n) > {LOG_FILE} 2>&1",  # setup failures land in the log too
@@ -113,4 +120,3 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
     except OSError:
         return True
-

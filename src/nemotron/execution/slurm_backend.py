@@ -10,6 +10,7 @@ import re
 import shlex
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from nemotron.config.job_files import write_job_files
 from nemotron.env import Profile
@@ -17,9 +18,10 @@ from nemotron.execution.errors import ExecutionError
 from nemotron.execution.job import StageJob
 from nemotron.execution.job_env import SECRETS_FILE, write_secrets_file
 from nemotron.execution.log_reader import LogCursor, read_new
+from nemotron.execution.nemo_run_import import NemoRun
 from nemotron.execution.records import JobRecord, save_record
 from nemotron.execution.slurm_commands import LocalShell, SlurmClient, SSHShell
-from nemotron.execution.slurm_executor import LOG_SUBDIR, build_slurm_plan
+from nemotron.execution.slurm_executor import LOG_SUBDIR, SlurmPlan, build_slurm_plan
 from nemotron.execution.states import JobState, from_slurm
 
 SUBMIT_LOG = "submit.log"
@@ -44,10 +46,10 @@ class SlurmBackend:
             with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
                 self._write_job_files(job, plan.job_dir, plan.tasks[0].executor.tunnel)
                 with run.Experiment(job.name, executor=plan.tasks[0].executor, log_level="WARN") as experiment:
-                    _add_tasks(experiment, plan)
+                    add_tasks(experiment, plan)
                     experiment.run(detach=True)
-                    handles = [(task.name, j.handle) for task, j in zip(plan.tasks, experiment.jobs)]
-                    experiment_id = experiment._id
+                    handles = [(task.name, j.handle) for task, j in zip(plan.tasks, experiment.jobs, strict=True)]
+                    experiment_id, _ = experiment_location(experiment)
         except Exception as err:  # NeMo-Run surfaces sbatch failures as assorted exception types
             raise ExecutionError(
                 f"submission to Slurm failed (profile {self.profile.name!r}): {err}\n{chatter.getvalue()[-2000:]}"
@@ -87,7 +89,7 @@ class SlurmBackend:
         if Path(job_dir).is_dir():  # absent when submission failed before the job dir was made
             Path(job_dir, SUBMIT_LOG).write_text(text)
 
-    def _write_job_files(self, job: StageJob, job_dir: str, tunnel) -> None:
+    def _write_job_files(self, job: StageJob, job_dir: str, tunnel: Any) -> None:
         """Put config.yaml, job.yaml and the 0600 secrets file where the job will read them."""
         if self.profile.slurm is None or self.profile.slurm.ssh is None:
             write_job_files(Path(job_dir), job.config, job.provenance)
@@ -114,9 +116,14 @@ class SlurmJobControl:
 
     def __init__(self, record: JobRecord) -> None:
         details = record.details
+        self.shell: LocalShell | SSHShell
         if details.get("host"):
-            self.shell = SSHShell(details["host"], details.get("user", ""), details.get("identity") or None,
-                                  int(details.get("port", "22")))
+            self.shell = SSHShell(
+                details["host"],
+                details.get("user", ""),
+                details.get("identity") or None,
+                int(details.get("port", "22")),
+            )
         else:
             self.shell = LocalShell()
         self.client = SlurmClient(self.shell)
@@ -175,19 +182,27 @@ def _natural_key(path: str) -> list:
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path)]
 
 
-def _nemo_run():
+def _nemo_run() -> NemoRun:
     from nemotron.execution.nemo_run_import import import_nemo_run
 
     return import_nemo_run()
 
 
-def _add_tasks(experiment, plan) -> None:
+def add_tasks(experiment: Any, plan: SlurmPlan) -> None:
     """Add the plan's tasks; each waits for the one before it (Slurm afterok dependencies)."""
     ids: dict[str, str] = {}
     for task in plan.tasks:
         dependencies = [ids[task.depends_on]] if task.depends_on else None
-        ids[task.name] = experiment.add(task.script, executor=task.executor, name=task.name,
-                                        tail_logs=False, dependencies=dependencies)
+        ids[task.name] = experiment.add(
+            task.script, executor=task.executor, name=task.name, tail_logs=False, dependencies=dependencies
+        )
+
+
+def experiment_location(experiment: Any) -> tuple[str, Path]:
+    """(id, folder) of a NeMo-Run experiment with tasks, from the public fields that `Experiment.add`
+    sets on each task's executor (`experiment_id`, `experiment_dir`)."""
+    executor = experiment.jobs[0].executor
+    return executor.experiment_id, Path(executor.experiment_dir)
 
 
 def render_sbatch_preview(profile: Profile, job: StageJob) -> list[tuple[str, str]]:
@@ -197,19 +212,22 @@ def render_sbatch_preview(profile: Profile, job: StageJob) -> list[tuple[str, st
     plan = build_slurm_plan(profile, job)
     run = _nemo_run()
     experiment = run.Experiment(job.name, executor=plan.tasks[0].executor, log_level="ERROR")
+    exp_dir: Path | None = None
     try:
         with contextlib.redirect_stdout(io.StringIO()), experiment:
-            _add_tasks(experiment, plan)
+            add_tasks(experiment, plan)
+            _, exp_dir = experiment_location(experiment)
             experiment.dryrun(log=False, delete_exp_dir=False)
             scripts = []
             for task in plan.tasks:
-                found = sorted(Path(experiment._exp_dir).rglob(f"{task.name}_sbatch.sh"))
+                found = sorted(exp_dir.rglob(f"{task.name}_sbatch.sh"))
                 if not found:
                     raise ExecutionError(f"NeMo-Run produced no sbatch script for task {task.name!r} in its dry run")
                 scripts.append((task.name, found[0].read_text()))
             return scripts
     finally:  # nothing stays behind: remove the experiment and the folders the dry run created
-        shutil.rmtree(Path(experiment._exp_dir).parent, ignore_errors=True)
-        for folder in (Path(experiment._exp_dir).parents[1], Path(os.environ["NEMORUN_HOME"])):
-            if folder.name in ("experiments", "nemo_run") and folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+        if exp_dir is not None:
+            shutil.rmtree(exp_dir.parent, ignore_errors=True)
+            for folder in (exp_dir.parents[1], Path(os.environ["NEMORUN_HOME"])):
+                if folder.name in ("experiments", "nemo_run") and folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()

@@ -73,9 +73,7 @@ class SlurmClient:
             raise ExecutionError(f"scancel {job_id} failed: {result.stderr.strip() or result.stdout.strip()}")
 
     def list_files(self, directory: str, pattern: str) -> list[str]:
-        result = self.shell.run(
-            f"cd {shlex.quote(directory)} 2>/dev/null && ls -1 {pattern} 2>/dev/null || true"
-        )
+        result = self.shell.run(f"cd {shlex.quote(directory)} 2>/dev/null && ls -1 {pattern} 2>/dev/null || true")
         return sorted(f"{directory}/{name}" for name in result.stdout.split())
 
     def read(self, path: str, offset: int) -> tuple[str, int]:

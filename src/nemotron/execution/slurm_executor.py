@@ -13,17 +13,11 @@ from nemotron.execution.job import Phase, StageJob
 from nemotron.execution.job_env import SECRETS_FILE, source_secrets_line
 from nemotron.execution.nemo_run_import import import_nemo_run
 from nemotron.execution.records import jobs_root
-
+from nemotron.execution.torchrun import RDZV_SETUP, slurm_torchrun_line
 
 LOG_SUBDIR = "logs"  # inside the job dir: sbatch trace and one log per (re)start of the job
 TASK_NAME = "main"  # the one task of a single-phase job
 
-# Distributed stages: torchrun's rendezvous host is the job's first node, found inside the job (the
-# batch script runs there); the port depends on the job id so jobs sharing a node do not collide.
-RDZV_SETUP = (
-    'export NEMOTRON_RDZV_HOST=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)',
-    "export NEMOTRON_RDZV_PORT=$((29500 + SLURM_JOB_ID % 10000))",
-)
 # Stages that requeue themselves: the batch shell ignores SIGUSR1 (`scancel --full`, `--signal=B:`
 # would otherwise kill it and fail the job); the stage's processes in the job step act on it.
 BATCH_IGNORES_USR1 = "trap '' USR1"
@@ -68,7 +62,7 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
     if not slurm.account:
         raise ExecutionError(
             f"profile {profile.name!r} ({profile.source}): key 'account' is required for Slurm submissions; "
-            "add account = \"<your slurm account>\""
+            'add account = "<your slurm account>"'
         )
     job_dir = cluster_job_dir(profile, job.name)
     if slurm.ssh:
@@ -97,8 +91,6 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
         # without `B:` Slurm signals the processes of the job steps (verified to reach the stage's
         # Python processes under srun + torchrun), not the batch shell
         extra["signal"] = f"USR1@{job.requeue_signal_seconds}"
-    from nemo_run.core.execution.slurm import SlurmJobDetails
-
     config_path = posixpath.join(job_dir, "config.yaml")
     phases = job.phases or (Phase(TASK_NAME),)
     tasks: list[SlurmTask] = []
@@ -110,7 +102,7 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
         executor = run.SlurmExecutor(
             account=slurm.account,
             partition=slurm.partition,
-            job_details=SlurmJobDetails(
+            job_details=run.SlurmJobDetails(
                 job_name=job.name if len(phases) == 1 else f"{job.name}-{phase.name}",
                 folder=posixpath.join(job_dir, LOG_SUBDIR),
             ),
@@ -144,28 +136,12 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
                 args=["--config", config_path, *phase.args],
             )
         else:  # NeMo-Run writes the arguments into the srun line as they are: quote the command once
-            command = torchrun_command(profile, job.entry_module, [config_path, *phase.args])
+            command = slurm_torchrun_line(
+                profile.python, profile.processes_per_node(), job.stage_argv(config_path, phase.args)
+            )
             script = run.Script(path="-c", entrypoint="bash", args=[shlex.quote(command)])
         tasks.append(SlurmTask(phase.name, executor, script, previous))
     return SlurmPlan(job_dir=job_dir, tasks=tuple(tasks))
-
-
-def torchrun_command(profile: Profile, entry_module: str, config_and_args: list[str]) -> str:
-    """The shell command one srun task per node runs: torchrun (of the profile's python) starting
-    the stage's processes; `$SLURM_*`/`$NEMOTRON_RDZV_*` are expanded inside the job step.
-
-    torchrun ignores SIGUSR1 (`trap`): Slurm's time-limit warning reaches every process of the step,
-    and the stage's processes install their own handler (training.preemption), which replaces the
-    inherited "ignore"; torchrun keeps running and exits with its workers.
-    """
-    config_path, *args = config_and_args
-    literal = " ".join(shlex.quote(part) for part in (entry_module, "--config", config_path, *args))
-    return (
-        f'trap "" USR1; exec {shlex.quote(profile.python)} -m torch.distributed.run '
-        f"--nnodes=$SLURM_NNODES --nproc-per-node={profile.processes_per_node()} --rdzv-backend=c10d "
-        "--rdzv-endpoint=$NEMOTRON_RDZV_HOST:$NEMOTRON_RDZV_PORT --rdzv-id=$SLURM_JOB_ID "
-        f"-m {literal}"
-    )
 
 
 def _srun_args(job: StageJob, profile: Profile, job_dir: str, *, in_container: bool) -> list[str] | None:

@@ -48,9 +48,21 @@ _SLURM_ALIASES = {
 def from_slurm(text: str) -> JobState:
     """Map a Slurm state (`CANCELLED by 0`, `COMPLETED`, `CD`...) onto JobState."""
     word = text.strip().split(" ")[0].rstrip("+").upper()
-    short = {"PD": "PENDING", "R": "RUNNING", "CD": "COMPLETED", "F": "FAILED", "CA": "CANCELLED",
-             "TO": "TIMEOUT", "OOM": "OUT_OF_MEMORY", "NF": "NODE_FAIL", "PR": "PREEMPTED", "CG": "COMPLETING",
-             "CF": "CONFIGURING", "S": "SUSPENDED", "RQ": "REQUEUED"}
+    short = {
+        "PD": "PENDING",
+        "R": "RUNNING",
+        "CD": "COMPLETED",
+        "F": "FAILED",
+        "CA": "CANCELLED",
+        "TO": "TIMEOUT",
+        "OOM": "OUT_OF_MEMORY",
+        "NF": "NODE_FAIL",
+        "PR": "PREEMPTED",
+        "CG": "COMPLETING",
+        "CF": "CONFIGURING",
+        "S": "SUSPENDED",
+        "RQ": "REQUEUED",
+    }
     word = short.get(word, word)
     if word in JobState.__members__:
         return JobState[word]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nemotron.paths import recipes_root
 
@@ -22,14 +24,14 @@ class StageSpec:
     default_config: str = "default"
     example_override: str = "split.seed=7"  # shown in the command's --help examples
     single_task: bool = True  # data prep: one process; distributed training stages: one per GPU
-    # Config key holding the Slurm array size of a stage that runs as "shards" array + "finalize"
-    # (the stage takes `--phase shards|finalize`); 0 or absent in the config: one job.
-    array_config_key: str | None = None
+    # Slurm array size, read from the stage's typed config, of a stage that runs as "shards" array +
+    # "finalize" (the stage takes `--phase shards|finalize`); None here or 0 from the config: one job.
+    array_size: Callable[[Any], int] | None = None
     # "module:function(config, profile)" raising ConfigError for a config the profile cannot run
     preflight: str | None = None
     # Slurm: ask for SIGUSR1 `requeue_signal_seconds` before the time limit (a profile's
     # `requeue_signal_seconds` overrides it); the stage saves, requeues its job and exits
-    # (nemotron.training.preemption). Stages that do not handle SIGUSR1 leave this False.
+    # (nemotron.training.distributed.preemption). Stages that do not handle SIGUSR1 leave this False.
     requeue_on_signal: bool = False
     requeue_signal_seconds: int = 120
 
@@ -46,7 +48,7 @@ class StageSpec:
             _load(self.preflight)(config, profile)
 
 
-def _load(target: str):
+def _load(target: str) -> Any:
     module_name, _, name = target.partition(":")
     return getattr(importlib.import_module(module_name), name)
 
@@ -58,7 +60,7 @@ NANO3_DATA_PREP_PRETRAIN = StageSpec(
     entry_module="nemotron.stages.data_prep_pretrain",
     config_subdir="nano3/stage0_pretrain/config/data_prep",
     schema="nemotron.stages.data_prep_pretrain:DataPrepPretrainConfig",
-    array_config_key="array_tasks",
+    array_size=lambda config: config.array_tasks,
 )
 
 NANO3_PRETRAIN = StageSpec(
@@ -67,9 +69,9 @@ NANO3_PRETRAIN = StageSpec(
     title="Pretrain a GPT model with megatron-core on a pretrain-data artifact",
     entry_module="nemotron.stages.pretrain",
     config_subdir="nano3/stage0_pretrain/config",
-    schema="nemotron.training.run_config:TrainingRunConfig",
+    schema="nemotron.training.pretrain.config:PretrainConfig",
     single_task=False,
-    preflight="nemotron.training.preflight:check_training_run",
+    preflight="nemotron.training.run.preflight:check_training_run",
     example_override="train.train_iters=600",
     requeue_on_signal=True,  # the runner's PreemptionWatcher saves; pretrain.py requeues
 )
