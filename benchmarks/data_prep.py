@@ -55,14 +55,17 @@ def write_corpus(path: Path, target_bytes: int, seed: int) -> tuple[int, int]:
 def run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float) -> tuple[float, str]:
     started = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired as exc:
         raise CommandFailed(f"timed out after {timeout:.0f} s: {shlex.join(cmd)}") from exc
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
-        raise CommandFailed(f"exit status {proc.returncode}: {shlex.join(cmd)}\n"
-                            f"--- stdout ---\n{proc.stdout.rstrip()}\n--- stderr ---\n{proc.stderr.rstrip()}")
+        raise CommandFailed(
+            f"exit status {proc.returncode}: {shlex.join(cmd)}\n"
+            f"--- stdout ---\n{proc.stdout.rstrip()}\n--- stderr ---\n{proc.stderr.rstrip()}"
+        )
     return elapsed, proc.stdout + proc.stderr
 
 
@@ -74,24 +77,54 @@ def measure_stage(blend: Path, tokenizer: Path, stage_args: list[str], tmp: Path
     (tmp / "env.toml").write_text("")
     env = {k: v for k, v in os.environ.items() if k != "NEMOTRON_ARTIFACTS_ROOT"}
     env.update(NEMOTRON_HOME=str(home), NEMOTRON_ENV_FILE=str(tmp / "env.toml"))
-    cmd = nemotron_command() + ["nano3", "data", "prep", "pretrain", "-c", "tiny", f"blend_path={blend}",
-                                f"artifact_name={ARTIFACT}", f"tokenizer.name_or_path={tokenizer}", *stage_args]
+    cmd = nemotron_command() + [
+        "nano3",
+        "data",
+        "prep",
+        "pretrain",
+        "-c",
+        "tiny",
+        f"blend_path={blend}",
+        f"artifact_name={ARTIFACT}",
+        f"tokenizer.name_or_path={tokenizer}",
+        *stage_args,
+    ]
     seconds, output = run(cmd, env, workdir, timeout)
     record = json.loads((home / "artifacts" / ARTIFACT / "v1" / "artifact.json").read_text())
     splits = record["metadata"]["splits"]
     tokens = sum(splits[s]["tokens"] for s in ("train", "valid", "test"))
     documents = sum(splits[s]["documents"] for s in ("train", "valid", "test"))
-    return {"label": "stage end to end", "command": cmd, "seconds": seconds, "tokens": tokens,
-            "documents": documents, "tokens_per_s": tokens / seconds,
-            "backend": record["metadata"].get("tokenizer", {}).get("backend"), "output_tail": output[-2000:]}
+    return {
+        "label": "stage end to end",
+        "command": cmd,
+        "seconds": seconds,
+        "tokens": tokens,
+        "documents": documents,
+        "tokens_per_s": tokens / seconds,
+        "backend": record["metadata"].get("tokenizer", {}).get("backend"),
+        "output_tail": output[-2000:],
+    }
 
 
-def measure_encoder(kind: str, corpus: Path, tokenizer: Path, threads: int, batch_docs: int, tmp: Path,
-                    timeout: float) -> dict:
+def measure_encoder(
+    kind: str, corpus: Path, tokenizer: Path, threads: int, batch_docs: int, tmp: Path, timeout: float
+) -> dict:
     """One encoder in a fresh interpreter, so RAYON_NUM_THREADS sizes its thread pool."""
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="true")
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--encode-only", kind, "--corpus", str(corpus),
-           "--tokenizer", str(tokenizer), "--threads", str(threads), "--batch-docs", str(batch_docs)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--encode-only",
+        kind,
+        "--corpus",
+        str(corpus),
+        "--tokenizer",
+        str(tokenizer),
+        "--threads",
+        str(threads),
+        "--batch-docs",
+        str(batch_docs),
+    ]
     _, output = run(cmd, env, tmp, timeout)
     return json.loads(output.strip().splitlines()[-1])
 
@@ -125,8 +158,13 @@ def encode_only(kind: str, corpus: Path, tokenizer: Path, threads: int, batch_do
     for batch in batches:
         tokens += encode(batch)
     seconds = time.perf_counter() - started
-    return {"label": label, "seconds": seconds, "tokens": tokens, "documents": len(texts),
-            "tokens_per_s": tokens / seconds}
+    return {
+        "label": label,
+        "seconds": seconds,
+        "tokens": tokens,
+        "documents": len(texts),
+        "tokens_per_s": tokens / seconds,
+    }
 
 
 def versions() -> dict:
@@ -144,9 +182,15 @@ def versions() -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mb", type=float, default=200.0, help="MB of text to generate (default: 200)")
-    parser.add_argument("--tokenizer", type=Path, default=TINY_TOKENIZER,
-                        help="tokenizer folder with tokenizer.json (default: the shipped tiny tokenizer)")
-    parser.add_argument("--threads", type=int, default=2, help="threads for the HF and gigatoken baselines (default: 2)")
+    parser.add_argument(
+        "--tokenizer",
+        type=Path,
+        default=TINY_TOKENIZER,
+        help="tokenizer folder with tokenizer.json (default: the shipped tiny tokenizer)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="threads for the HF and gigatoken baselines (default: 2)"
+    )
     parser.add_argument("--batch-docs", type=int, default=1024, help="documents per encode call in the baselines")
     parser.add_argument("--stage-args", default="", help='extra stage overrides, e.g. "workers=2 num_shards=16"')
     parser.add_argument("--seed", type=int, default=1234, help="seed for the sentence shuffling")
@@ -172,13 +216,17 @@ def main(argv: list[str] | None = None) -> int:
         blend.write_text(json.dumps({"datasets": [{"name": "bench", "path": str(corpus), "weight": 1.0}]}))
         print(f"python:    {sys.executable} ({platform.python_version()}), {os.cpu_count()} CPUs")
         print(f"tokenizer: {tokenizer}")
-        print(f"corpus:    {corpus} ({documents:,} documents, {text_bytes / 1e6:,.1f} MB of text, "
-              f"written in {time.perf_counter() - started:.1f} s)\n", flush=True)
+        print(
+            f"corpus:    {corpus} ({documents:,} documents, {text_bytes / 1e6:,.1f} MB of text, "
+            f"written in {time.perf_counter() - started:.1f} s)\n",
+            flush=True,
+        )
         try:
             results = []
             for kind in ("huggingface", "gigatoken", "nemotron"):
-                results.append(measure_encoder(kind, corpus, tokenizer, args.threads, args.batch_docs, tmp,
-                                               args.timeout))
+                results.append(
+                    measure_encoder(kind, corpus, tokenizer, args.threads, args.batch_docs, tmp, args.timeout)
+                )
                 print(f"  measured {results[-1]['label']}", flush=True)
             hf, giga, ours = results
             results.append(measure_stage(blend, tokenizer, shlex.split(args.stage_args), tmp, args.timeout))
@@ -215,12 +263,19 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.json:
         payload = {
-            "python": sys.executable, "python_version": platform.python_version(), "platform": platform.platform(),
-            "cpus": os.cpu_count(), "versions": versions(), "tokenizer": str(tokenizer),
+            "python": sys.executable,
+            "python_version": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "versions": versions(),
+            "tokenizer": str(tokenizer),
             "corpus": {"documents": documents, "text_bytes": text_bytes, "seed": args.seed},
-            "threads": args.threads, "batch_docs": args.batch_docs, "stage_args": args.stage_args,
+            "threads": args.threads,
+            "batch_docs": args.batch_docs,
+            "stage_args": args.stage_args,
             "results": {"stage": stage, "huggingface": hf, "gigatoken": giga, "nemotron_wrapper": ours},
-            "ratios": ratios, "token_counts_agree": counts_agree,
+            "ratios": ratios,
+            "token_counts_agree": counts_agree,
             "goal": {"stage_over_hf_at_least": GOAL_STAGE_OVER_HF, "verdict": goal},
         }
         write_json(args.json, payload)

@@ -31,11 +31,35 @@ MODEL_MAX_LENGTH = 4096
 
 # Directives dropped together with their indented body.
 DROP_DIRECTIVES = {
-    "index", "module", "moduleauthor", "sectionauthor", "currentmodule", "toctree",
-    "testsetup", "testcleanup", "tabularcolumns", "include", "literalinclude",
-    "highlight", "contents", "image", "figure", "list-table", "csv-table", "table",
-    "productionlist", "audit-event", "audit-event-table", "raw", "only", "program",
-    "opcode", "pdbcommand", "cmdoption", "envvar", "option",
+    "index",
+    "module",
+    "moduleauthor",
+    "sectionauthor",
+    "currentmodule",
+    "toctree",
+    "testsetup",
+    "testcleanup",
+    "tabularcolumns",
+    "include",
+    "literalinclude",
+    "highlight",
+    "contents",
+    "image",
+    "figure",
+    "list-table",
+    "csv-table",
+    "table",
+    "productionlist",
+    "audit-event",
+    "audit-event-table",
+    "raw",
+    "only",
+    "program",
+    "opcode",
+    "pdbcommand",
+    "cmdoption",
+    "envvar",
+    "option",
 }
 # Directives whose line becomes a short English label; the body is kept.
 LABEL_DIRECTIVES = {
@@ -68,8 +92,14 @@ SIGNATURE_PREFIX = {
     "abstractmethod": "abstractmethod ",
 }
 SIGNATURE_DIRECTIVES = set(SIGNATURE_PREFIX) | {
-    "function", "method", "attribute", "data", "describe", "object",
-    "awaitablefunction", "awaitablemethod",
+    "function",
+    "method",
+    "attribute",
+    "data",
+    "describe",
+    "object",
+    "awaitablefunction",
+    "awaitablemethod",
 }
 
 HEADING_MARK = "\x00"
@@ -499,10 +529,10 @@ section titles, or at paragraphs for a single over-long section).
 | file | documents | bytes | tokens | pages |
 |---|---:|---:|---:|---:|
 {rows}
-| **total** | {stats['docs']} | {stats['bytes']:,} | {stats['tokens']:,} | {stats['sources']} |
+| **total** | {stats["docs"]} | {stats["bytes"]:,} | {stats["tokens"]:,} | {stats["sources"]} |
 
 Token counts use `tokenizer-tiny` and exclude end-of-document tokens.
-`tokenizer-tiny/tokenizer.json` is {stats['tokenizer_bytes']:,} bytes.
+`tokenizer-tiny/tokenizer.json` is {stats["tokenizer_bytes"]:,} bytes.
 
 ## Source
 
@@ -529,7 +559,7 @@ python scripts/make_tiny_assets.py                       # downloads {DEB_PACKAG
 python scripts/make_tiny_assets.py --source-dir <tree>   # an already extracted package or _sources dir
 ```
 
-Needs `tokenizers` (these files were made with {stats['tokenizers_version']}). Output is deterministic for a
+Needs `tokenizers` (these files were made with {stats["tokenizers_version"]}). Output is deterministic for a
 given doc package and `tokenizers` version.
 """
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -80,22 +82,58 @@ def slurm_cluster() -> None:
         pytest.skip(problem)
 
 
+LOCAL_SLURM_PROFILE = "local-slurm"
+
+
+def toml_value(value: object) -> str:
+    """`value` as a TOML value: str, bool, int, float, list, or dict (an inline table)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (str, Path)):
+        return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def toml_profile(name: str, **settings: object) -> str:
+    """One env.toml profile table, e.g. toml_profile("x", extends="local-slurm", nodes=2)."""
+    return f"\n[{name}]\n" + "".join(f"{key} = {toml_value(value)}\n" for key, value in settings.items())
+
+
 @pytest.fixture
 def slurm_env_file(nemotron_home, tmp_path) -> Path:
-    """An env.toml with profiles for the local cluster, using this interpreter inside jobs."""
+    """The env.toml (NEMOTRON_ENV_FILE) with [local-slurm]: the local cluster, this interpreter inside jobs;
+    and [local-slurm-slow], whose setup sleeps 120 s. add_env_profile adds more profiles to it."""
     path = tmp_path / "env.toml"
     path.write_text(
-        f"""
-[local-slurm]
-executor = "slurm"
-account = "local"
-partition = "debug"
-time = "00:10:00"
-python = "{sys.executable}"
-
-[local-slurm-slow]
-extends = "local-slurm"
-setup = ["sleep 120"]
-"""
+        toml_profile(
+            LOCAL_SLURM_PROFILE,
+            executor="slurm",
+            account="local",
+            partition="debug",
+            time="00:10:00",
+            python=sys.executable,
+        )
+        + toml_profile("local-slurm-slow", extends=LOCAL_SLURM_PROFILE, setup=["sleep 120"])
     )
     return path
+
+
+@pytest.fixture
+def add_env_profile(slurm_env_file) -> Callable[..., str]:
+    """add_env_profile(name, **settings) appends [name] to slurm_env_file and returns the name. The profile
+    extends local-slurm unless `extends` says otherwise (extends=None: a profile of its own)."""
+
+    def add(name: str, *, extends: str | None = LOCAL_SLURM_PROFILE, **settings: object) -> str:
+        if extends is not None:
+            settings = {"extends": extends, **settings}
+        with slurm_env_file.open("a") as handle:
+            handle.write(toml_profile(name, **settings))
+        return name
+
+    return add

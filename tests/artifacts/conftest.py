@@ -49,8 +49,14 @@ def make_checkpoint_dir(path: Path, step: int = 100, tracker: bool = True) -> Pa
     iter_dir = path / f"iter_{step:07d}"
     iter_dir.mkdir(parents=True)
     (iter_dir / "metadata.json").write_text(
-        json.dumps({"sharded_backend": "torch_dist", "sharded_backend_version": 1,
-                    "common_backend": "torch", "common_backend_version": 1})
+        json.dumps(
+            {
+                "sharded_backend": "torch_dist",
+                "sharded_backend_version": 1,
+                "common_backend": "torch",
+                "common_backend_version": 1,
+            }
+        )
     )
     (iter_dir / "__0_0.distcp").write_bytes(b"\x01" * 4096)
     (iter_dir / "common.pt").write_bytes(b"\x02" * 100)

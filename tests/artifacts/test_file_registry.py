@@ -188,7 +188,10 @@ def test_list_filters_by_kind(registry):
     with registry.staging("ckpt") as staging:
         (staging.path / "weights").write_text("w")
         registry.publish(
-            staging, kind=ArtifactKind.MODEL_CHECKPOINT, lineage=Lineage(stage="pretrain"), metadata={},
+            staging,
+            kind=ArtifactKind.MODEL_CHECKPOINT,
+            lineage=Lineage(stage="pretrain"),
+            metadata={},
             files={"weights": "weights"},
         )
     assert [a.ref for a in registry.list()] == ["ckpt:v1", "web:v1"]
@@ -252,7 +255,10 @@ def test_concurrent_publishers_get_distinct_complete_versions(tmp_path):
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _WORKER, str(root), "shared", f"w{n}", str(per_worker), str(go)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         for n in range(workers)
     ]
@@ -283,7 +289,9 @@ def test_concurrent_publishers_get_distinct_complete_versions(tmp_path):
     assert len(seen_payloads) == total
     assert staging_leftovers(registry, "shared") == []
     assert registry.resolve("shared").version == total
-    leftovers = [p.name for p in (root / "shared").iterdir() if p.name not in {".staging"} and not p.name.startswith("v")]
+    leftovers = [
+        p.name for p in (root / "shared").iterdir() if p.name not in {".staging"} and not p.name.startswith("v")
+    ]
     assert leftovers == []
 
 

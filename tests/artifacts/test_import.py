@@ -47,7 +47,9 @@ def test_import_blend_dir_references_data_in_place(registry, blend_dir):
 
 def test_import_metadata_overrides_detected_values(registry, blend_dir):
     artifact = registry.import_existing(
-        ArtifactKind.PRETRAIN_DATA, blend_dir, "b",
+        ArtifactKind.PRETRAIN_DATA,
+        blend_dir,
+        "b",
         metadata={"tokenizer": {"name_or_path": "gpt2", "vocab_size": 50257}, "note": "from cluster A"},
         lineage=Lineage(stage="legacy-prep", job_name="old-job", inputs=("/corpus",)),
     )

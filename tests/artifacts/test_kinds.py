@@ -34,13 +34,21 @@ EXAMPLES = {
         blend_source="/data/blend.json",
     ),
     ArtifactKind.SFT_DATA: SftDataMeta(
-        format="megatron-packed", records=5, tokens=500, tokenizer=TOKENIZER,
-        splits={"train": RecordCounts(5, 500)}, seq_length=4096, chat_template="nano3",
+        format="megatron-packed",
+        records=5,
+        tokens=500,
+        tokenizer=TOKENIZER,
+        splits={"train": RecordCounts(5, 500)},
+        seq_length=4096,
+        chat_template="nano3",
     ),
     ArtifactKind.RL_DATA: RLDataMeta(format="jsonl-prompts", records=7, splits={"train": RecordCounts(7)}),
     ArtifactKind.MODEL_CHECKPOINT: ModelCheckpointMeta(
-        step=1000, tokens_seen=4_096_000, architecture={"num_layers": 2, "hidden_size": 64},
-        parallelism={"tensor": 1, "pipeline": 1}, loss=2.5,
+        step=1000,
+        tokens_seen=4_096_000,
+        architecture={"num_layers": 2, "hidden_size": 64},
+        parallelism={"tensor": 1, "pipeline": 1},
+        loss=2.5,
     ),
 }
 

@@ -19,8 +19,12 @@ def publish_tree(registry: FileRegistry, name: str = "data", **kwargs):
         (staging.path / "train" / "a.idx").write_bytes(b"idx" * 10)
         (staging.path / "big.bin").write_bytes(b"\x07" * 5000)
         return registry.publish(
-            staging, kind=ArtifactKind.PRETRAIN_DATA, lineage=Lineage(stage="test"), metadata={},
-            files={"blend": "blend.json"}, **kwargs,
+            staging,
+            kind=ArtifactKind.PRETRAIN_DATA,
+            lineage=Lineage(stage="test"),
+            metadata={},
+            files={"blend": "blend.json"},
+            **kwargs,
         )
 
 
@@ -114,7 +118,10 @@ def test_in_place_files_are_recorded_by_absolute_path_and_verified(tmp_path, sma
     )
     with small_limit_registry.staging("data2") as staging:
         artifact2 = small_limit_registry.publish(
-            staging, kind=ArtifactKind.PRETRAIN_DATA, lineage=Lineage(stage="t"), metadata={},
+            staging,
+            kind=ArtifactKind.PRETRAIN_DATA,
+            lineage=Lineage(stage="t"),
+            metadata={},
             files={"extra": str(outside / "extra.txt")},
         )
     paths = {e.path for e in artifact.manifest.entries}
@@ -132,7 +139,10 @@ def test_absolute_path_into_the_staging_dir_is_rejected(small_limit_registry):
         with small_limit_registry.staging("x") as staging:
             (staging.path / "f").write_text("x")
             small_limit_registry.publish(
-                staging, kind=ArtifactKind.RL_DATA, lineage=Lineage(stage="t"), metadata={},
+                staging,
+                kind=ArtifactKind.RL_DATA,
+                lineage=Lineage(stage="t"),
+                metadata={},
                 files={"f": str(staging.path / "f")},
             )
 

@@ -25,7 +25,10 @@ def publish(registry: FileRegistry, name: str, text: str = "{}", **metadata):
     with registry.staging(name) as staging:
         (staging.path / "blend.json").write_text(text)
         return registry.publish(
-            staging, kind=ArtifactKind.PRETRAIN_DATA, lineage=Lineage(stage="test"), metadata=metadata,
+            staging,
+            kind=ArtifactKind.PRETRAIN_DATA,
+            lineage=Lineage(stage="test"),
+            metadata=metadata,
             files={"blend": "blend.json"},
         )
 
@@ -115,18 +118,21 @@ def resolve_with(registry, config: dict) -> dict:
 
 def test_art_resolver_fields(filled):
     root = filled.root
-    out = resolve_with(filled, {
-        "run": {"data": "web:latest"},
-        "path": "${art:data,path}",
-        "default": "${art:data}",
-        "blend": "${art:data,blend}",
-        "version": "${art:data,version}",
-        "ref": "${art:data,ref}",
-        "kind": "${art:data,kind}",
-        "vocab": "${art:data,metadata.tokenizer.vocab_size}",
-        "literal": "${art:web:golden,blend}",
-        "quoted": "${art:'code:v1',path}",
-    })
+    out = resolve_with(
+        filled,
+        {
+            "run": {"data": "web:latest"},
+            "path": "${art:data,path}",
+            "default": "${art:data}",
+            "blend": "${art:data,blend}",
+            "version": "${art:data,version}",
+            "ref": "${art:data,ref}",
+            "kind": "${art:data,kind}",
+            "vocab": "${art:data,metadata.tokenizer.vocab_size}",
+            "literal": "${art:web:golden,blend}",
+            "quoted": "${art:'code:v1',path}",
+        },
+    )
     assert out["path"] == out["default"] == str(root / "web" / "v2")
     assert out["blend"] == str(root / "web" / "v2" / "blend.json")
     assert out["version"] == 2 and out["ref"] == "web:v2" and out["kind"] == "pretrain-data"
@@ -164,7 +170,7 @@ def test_art_resolver_errors(filled, config, message):
 # -- through launcher.prepare and the dry run ------------------------------------------------
 
 SCHEMA = textwrap.dedent(
-    '''
+    """
     from dataclasses import dataclass, field
 
     @dataclass
@@ -178,7 +184,7 @@ SCHEMA = textwrap.dedent(
         blend_path: str
         data_dir: str
         data_version: int
-    '''
+    """
 )
 
 
@@ -199,8 +205,12 @@ def test_stage(tmp_path, monkeypatch):
         "blend_path: ${art:data,blend}\ndata_dir: ${art:data,path}\ndata_version: ${art:data,version}\n"
     )
     return StageSpec(
-        key="art-test", family="test", title="artifact references", entry_module="art_test_stage",
-        config_subdir=str(config_dir), schema="art_test_stage:ArtTestConfig",
+        key="art-test",
+        family="test",
+        title="artifact references",
+        entry_module="art_test_stage",
+        config_subdir=str(config_dir),
+        schema="art_test_stage:ArtTestConfig",
     )
 
 

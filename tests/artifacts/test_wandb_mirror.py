@@ -33,7 +33,9 @@ def publish(registry, mirrors, name="data", inputs=(), aliases=(), lineage=None)
         (staging.path / "train").mkdir()
         (staging.path / "train" / "a.bin").write_bytes(b"\x01\x00" * 10)
         return publish_with_mirrors(
-            registry, mirrors, staging,
+            registry,
+            mirrors,
+            staging,
             kind=ArtifactKind.PRETRAIN_DATA,
             lineage=lineage or Lineage(stage="data-prep-pretrain", job_name="job-7", job_id="77", inputs=inputs),
             metadata=META,
@@ -55,10 +57,10 @@ def wandb_records(run_dir: Path) -> list:
         if left < 7:
             pos += left
             continue
-        _crc, length, kind = struct.unpack("<IHB", raw[pos:pos + 7])
+        _crc, length, kind = struct.unpack("<IHB", raw[pos : pos + 7])
         if kind == 0 and length == 0:
             break
-        pending += raw[pos + 7:pos + 7 + length]
+        pending += raw[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind in (1, 4):  # FULL or LAST
             record = wandb_internal_pb2.Record()
@@ -150,11 +152,12 @@ def test_online_lineage_declares_inputs_with_use_artifact(registry, capsys):
     other = publish(registry, [], name="other")
     run = StandInRun(known={"base:nemotron-v1"})
     artifact = publish(
-        registry, [WandbMirror(project="p", entity="team", run=run)],
+        registry,
+        [WandbMirror(project="p", entity="team", run=run)],
         inputs=(base.ref, other.ref, "tokenizer:gpt2", "/raw/x.jsonl"),
     )
     assert run.used == [("base:nemotron-v1", "pretrain-data")]
-    (logged, aliases), = run.logged
+    ((logged, aliases),) = run.logged
     assert aliases == ["latest", "nemotron-v1"]
     assert logged.name == "data" and logged.type == "pretrain-data"
     assert logged.metadata["nemotron"]["ref"] == artifact.ref
@@ -218,4 +221,3 @@ def test_importing_the_artifacts_package_does_not_import_wandb(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
-

@@ -30,14 +30,26 @@ def registry(nemotron_home) -> FileRegistry:
     return FileRegistry(nemotron_home / "artifacts")
 
 
-def publish(registry: FileRegistry, name: str, *, kind=ArtifactKind.PRETRAIN_DATA, inputs=(), stage="data-prep-pretrain",
-            job="job-1", metadata=None):
+def publish(
+    registry: FileRegistry,
+    name: str,
+    *,
+    kind=ArtifactKind.PRETRAIN_DATA,
+    inputs=(),
+    stage="data-prep-pretrain",
+    job="job-1",
+    metadata=None,
+):
     with registry.staging(name) as staging:
         (staging.path / "blend.json").write_text("{}")
         (staging.path / "train.bin").write_bytes(b"\x00" * 64)
         return registry.publish(
-            staging, kind=kind, lineage=Lineage(stage=stage, job_name=job, job_id="42", inputs=tuple(inputs)),
-            metadata=metadata if metadata is not None else PretrainDataMeta(
+            staging,
+            kind=kind,
+            lineage=Lineage(stage=stage, job_name=job, job_id="42", inputs=tuple(inputs)),
+            metadata=metadata
+            if metadata is not None
+            else PretrainDataMeta(
                 dtype="uint16", splits={"train": TokenCounts(1, 32, 64)}, tokenizer=TokenizerInfo("tok")
             ),
             files={"blend": "blend.json"},
@@ -98,8 +110,9 @@ for args in (["--help"], ["artifacts", "--help"], *[["artifacts", c, "--help"] f
         pass
 print("HEAVY=" + ",".join(sorted(m for m in sys.modules if m.split(".")[0] in {set(HEAVY_MODULES)!r})))
 """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
     assert done.returncode == 0, done.stderr
     assert "no artifacts in" in done.stdout  # `list` really ran
     assert [line for line in done.stdout.splitlines() if line.startswith("HEAVY=")] == ["HEAVY="]
@@ -168,8 +181,15 @@ def test_show_reports_metadata_that_does_not_fit_its_kind(run_cli, registry):
 def test_lineage_prints_a_tree_of_artifact_inputs(run_cli, registry):
     publish(registry, "raw", inputs=("/corpus/a.jsonl",), stage="ingest", job="ingest-1")
     publish(registry, "data", inputs=("raw:v1", "tokenizer:tok"), job="prep-1")
-    publish(registry, "ckpt", kind=ArtifactKind.MODEL_CHECKPOINT, metadata={"step": 1},
-            inputs=("data:latest", "/configs/model.yaml", "gone:v1"), stage="pretrain", job="pt-1")
+    publish(
+        registry,
+        "ckpt",
+        kind=ArtifactKind.MODEL_CHECKPOINT,
+        metadata={"step": 1},
+        inputs=("data:latest", "/configs/model.yaml", "gone:v1"),
+        stage="pretrain",
+        job="pt-1",
+    )
     publish(registry, "gone")  # exists, but v1 is what is asked for: fine
     lines = ok(run_cli("artifacts", "lineage", "ckpt")).splitlines()
     assert lines[0].startswith("ckpt:v1  model-checkpoint  from pretrain pt-1 (42), ")
@@ -194,9 +214,23 @@ def test_lineage_marks_inputs_missing_from_the_registry(run_cli, registry):
 
 def test_import_alias_and_verify_a_blend_dir(run_cli, registry, tmp_path):
     source = write_blend_dir(tmp_path / "lake" / "blend-7")
-    out = ok(run_cli("artifacts", "import", "pretrain-data", str(source), "--name", "lake-data",
-                     "--meta", "tokenizer.name_or_path=gpt2", "--meta", "tokenizer.vocab_size=50257",
-                     "--alias", "golden", timeout=120))
+    out = ok(
+        run_cli(
+            "artifacts",
+            "import",
+            "pretrain-data",
+            str(source),
+            "--name",
+            "lake-data",
+            "--meta",
+            "tokenizer.name_or_path=gpt2",
+            "--meta",
+            "tokenizer.vocab_size=50257",
+            "--alias",
+            "golden",
+            timeout=120,
+        )
+    )
     assert f"imported {source} as lake-data:v1 (pretrain-data)" in out
     assert "manifest: 3 files" in out and "3 referenced in place" in out
     artifact = registry.resolve("lake-data:golden")
@@ -226,8 +260,20 @@ def test_import_checkpoint_into_env_toml_registry_root(run_cli, nemotron_home, t
     (ckpt / "iter_0000040").mkdir(parents=True)
     (ckpt / "iter_0000040" / "metadata.json").write_text('{"sharded_backend": "torch_dist"}')
     (ckpt / "latest_checkpointed_iteration.txt").write_text("40")
-    ok(run_cli("artifacts", "import", "model-checkpoint", str(ckpt), "-n", "base", "-m", "tokens_seen=8192",
-               "-m", "parallelism={tensor: 2}"))
+    ok(
+        run_cli(
+            "artifacts",
+            "import",
+            "model-checkpoint",
+            str(ckpt),
+            "-n",
+            "base",
+            "-m",
+            "tokens_seen=8192",
+            "-m",
+            "parallelism={tensor: 2}",
+        )
+    )
     artifact = FileRegistry(root).resolve("base:latest")
     assert artifact.typed_metadata().step == 40 and artifact.typed_metadata().tokens_seen == 8192
     assert artifact.typed_metadata().parallelism == {"tensor": 2}

@@ -57,8 +57,11 @@ def _versions(registry: Path, name: str) -> list[str]:
     folder = registry / name
     if not folder.is_dir():
         return []
-    found = [p.name for p in folder.iterdir() if p.name[:1] == "v" and p.name[1:].isdigit()
-             and (p / "artifact.json").is_file()]
+    found = [
+        p.name
+        for p in folder.iterdir()
+        if p.name[:1] == "v" and p.name[1:].isdigit() and (p / "artifact.json").is_file()
+    ]
     return sorted(found, key=lambda v: int(v[1:]))
 
 

@@ -53,7 +53,7 @@ def shard_documents(blend_file: Path, split: str = "train") -> dict[str, list[tu
 
     found: dict[str, list[tuple[int, ...]]] = {}
     blend = read_blend(blend_file)[split]
-    for prefix in (blend[0] if blend else []):
+    for prefix in blend[0] if blend else []:
         dataset = IndexedDataset(prefix)
         found.setdefault(Path(prefix).parent.name, []).extend(tuple(dataset[i].tolist()) for i in range(len(dataset)))
     return found
@@ -75,11 +75,14 @@ def test_a_missing_input_file_is_named(tmp_path, stage_config, prep_stage):
 
 
 def test_empty_inputs_are_warned_and_left_out_of_the_blend(tmp_path, stage_config, prep_stage, artifact_metadata):
-    blend = make_blend(tmp_path / "in", {
-        "full": jsonl(*(f"document number {i}" for i in range(10))),
-        "empty": b"",
-        "blank": b"\n\n" + jsonl("   ", "", None) + b"\n",
-    })
+    blend = make_blend(
+        tmp_path / "in",
+        {
+            "full": jsonl(*(f"document number {i}" for i in range(10))),
+            "empty": b"",
+            "blank": b"\n\n" + jsonl("   ", "", None) + b"\n",
+        },
+    )
     config = stage_config(tmp_path / "config.yaml", blend, tmp_path / "data", num_shards=3, split=ALL_TRAIN)
     out = prep_stage(config, tmp_path / "registry")
     assert "warning: dataset 'empty' produced no documents; it is left out of blend.json" in out
@@ -99,8 +102,9 @@ def test_empty_inputs_are_warned_and_left_out_of_the_blend(tmp_path, stage_confi
         assert files_under(tmp_path / "data" / "train" / name) == []
 
 
-def test_a_blend_without_any_document_fails_and_publishes_nothing(tmp_path, stage_config, prep_stage,
-                                                                  registry_versions):
+def test_a_blend_without_any_document_fails_and_publishes_nothing(
+    tmp_path, stage_config, prep_stage, registry_versions
+):
     blend = make_blend(tmp_path / "in", {"empty": b"", "blank": jsonl("  ", "\n\t")})
     config = stage_config(tmp_path / "config.yaml", blend, tmp_path / "data", num_shards=2)
     with pytest.raises(DataError, match=r"the blend \S+blend.json produced no documents \(2 empty, 0 shorter"):
@@ -112,23 +116,25 @@ def test_a_blend_without_any_document_fails_and_publishes_nothing(tmp_path, stag
 
 
 def malformed_lines() -> bytes:
-    return b"".join([
-        jsonl("good one"),
-        b'{"text": "unterminated\n',  # line 2: not JSON
-        b'{"text": "caf\xe9 latin-1"}\n',  # line 3: not UTF-8
-        b'{"text": 5}\n',  # line 4: not a string
-        jsonl("good two"),
-        b'{"body": "no text field"}\n',  # line 6
-    ])
+    return b"".join(
+        [
+            jsonl("good one"),
+            b'{"text": "unterminated\n',  # line 2: not JSON
+            b'{"text": "caf\xe9 latin-1"}\n',  # line 3: not UTF-8
+            b'{"text": 5}\n',  # line 4: not a string
+            jsonl("good two"),
+            b'{"body": "no text field"}\n',  # line 6
+        ]
+    )
 
 
-def test_malformed_records_over_the_limit_fail_naming_file_and_line(tmp_path, stage_config, prep_stage,
-                                                                    registry_versions):
+def test_malformed_records_over_the_limit_fail_naming_file_and_line(
+    tmp_path, stage_config, prep_stage, registry_versions
+):
     blend = make_blend(tmp_path / "in", {"bad": malformed_lines()})
     path = tmp_path / "in" / "bad.jsonl"
     for limit in (0, 3):
-        config = stage_config(tmp_path / "config.yaml", blend, tmp_path / "data", num_shards=1,
-                              max_bad_records=limit)
+        config = stage_config(tmp_path / "config.yaml", blend, tmp_path / "data", num_shards=1, max_bad_records=limit)
         with pytest.raises(DataError) as caught:
             prep_stage(config, tmp_path / "registry")
         message = str(caught.value)
@@ -145,11 +151,13 @@ def test_malformed_records_over_the_limit_fail_naming_file_and_line(tmp_path, st
         prep_stage(config, tmp_path / "registry")
 
 
-def test_malformed_records_within_the_limit_are_skipped_and_counted(tmp_path, stage_config, prep_stage,
-                                                                    artifact_metadata, tokenizer):
+def test_malformed_records_within_the_limit_are_skipped_and_counted(
+    tmp_path, stage_config, prep_stage, artifact_metadata, tokenizer
+):
     blend = make_blend(tmp_path / "in", {"bad": malformed_lines()})
-    config = stage_config(tmp_path / "config.yaml", blend, tmp_path / "data", num_shards=1, max_bad_records=4,
-                          split=ALL_TRAIN)
+    config = stage_config(
+        tmp_path / "config.yaml", blend, tmp_path / "data", num_shards=1, max_bad_records=4, split=ALL_TRAIN
+    )
     out = prep_stage(config, tmp_path / "registry")
     assert f"published {NAME}:v1" in out
     metadata = artifact_metadata(tmp_path / "registry", NAME)
@@ -163,8 +171,14 @@ def test_the_stage_process_exits_1_with_one_error_line(tmp_path, stage_config, r
     blend = make_blend(tmp_path / "in", {"bad": malformed_lines()})
     config = stage_config(tmp_path / "config.yaml", blend, tmp_path / "data", num_shards=1)
     env = {**os.environ, "NEMOTRON_ARTIFACTS_ROOT": str(tmp_path / "registry"), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-m", "nemotron.stages.data_prep_pretrain", "--config", str(config)],
-                          capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "nemotron.stages.data_prep_pretrain", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, done.stderr
@@ -190,8 +204,7 @@ def test_a_non_positive_weight_is_rejected_before_any_work(tmp_path, stage_confi
 def test_a_missing_tokenizer_is_named_and_nothing_is_written(tmp_path, stage_config, prep_stage):
     blend = make_blend(tmp_path / "in", {"ok": jsonl("text")})
     missing = tmp_path / "no-such-tokenizer"
-    config = stage_config(tmp_path / "config.yaml", blend, tmp_path / "data",
-                          tokenizer={"name_or_path": str(missing)})
+    config = stage_config(tmp_path / "config.yaml", blend, tmp_path / "data", tokenizer={"name_or_path": str(missing)})
     with pytest.raises(DataError) as caught:
         prep_stage(config, tmp_path / "registry")
     assert "tokenizer.name_or_path" in str(caught.value)
@@ -206,8 +219,9 @@ def test_a_missing_tokenizer_is_named_and_nothing_is_written(tmp_path, stage_con
 def test_min_doc_chars_drops_short_documents(tmp_path, stage_config, prep_stage, artifact_metadata, tokenizer):
     texts = ["tiny", "x", "long enough text", "four", "five!", "another long enough one"]
     blend = make_blend(tmp_path / "in", {"docs": jsonl(*texts)})
-    config = stage_config(tmp_path / "config.yaml", blend, tmp_path / "data", num_shards=1, min_doc_chars=5,
-                          split=ALL_TRAIN)
+    config = stage_config(
+        tmp_path / "config.yaml", blend, tmp_path / "data", num_shards=1, min_doc_chars=5, split=ALL_TRAIN
+    )
     prep_stage(config, tmp_path / "registry")
     metadata = artifact_metadata(tmp_path / "registry", NAME)
     assert metadata["short_documents_skipped"] == 3
@@ -218,14 +232,19 @@ def test_min_doc_chars_drops_short_documents(tmp_path, stage_config, prep_stage,
 
 
 def test_max_doc_tokens_truncates_long_documents(tmp_path, stage_config, prep_stage, artifact_metadata, tokenizer):
-    texts = ["short", "a somewhat longer document that needs more than eight tokens for sure",
-             "def function(argument): return argument * 2 + 1  # and a comment", "x = 1"]
+    texts = [
+        "short",
+        "a somewhat longer document that needs more than eight tokens for sure",
+        "def function(argument): return argument * 2 + 1  # and a comment",
+        "x = 1",
+    ]
     encoded = tokenizer.encode_batch(texts)
     long_ones = sum(len(ids) > 8 for ids in encoded)
     assert 0 < long_ones < len(texts)
     blend = make_blend(tmp_path / "in", {"docs": jsonl(*texts)})
-    config = stage_config(tmp_path / "config.yaml", blend, tmp_path / "data", num_shards=1, max_doc_tokens=8,
-                          split=ALL_TRAIN)
+    config = stage_config(
+        tmp_path / "config.yaml", blend, tmp_path / "data", num_shards=1, max_doc_tokens=8, split=ALL_TRAIN
+    )
     prep_stage(config, tmp_path / "registry")
     metadata = artifact_metadata(tmp_path / "registry", NAME)
     assert metadata["documents_truncated"] == long_ones
@@ -238,7 +257,8 @@ def test_max_doc_tokens_truncates_long_documents(tmp_path, stage_config, prep_st
 
 
 def test_sample_publishes_a_separate_artifact_and_leaves_the_full_one_alone(
-        tmp_path, stage_config, prep_stage, registry_versions, artifact_metadata, tokenizer):
+    tmp_path, stage_config, prep_stage, registry_versions, artifact_metadata, tokenizer
+):
     few = [f"few document {i}" for i in range(3)]
     many = [f"many document {i}" for i in range(40)]
     blend = make_blend(tmp_path / "in", {"few": jsonl(*few), "many": jsonl("", *many)})
@@ -248,8 +268,9 @@ def test_sample_publishes_a_separate_artifact_and_leaves_the_full_one_alone(
     before = {p: p.read_bytes() for p in files_under(registry / NAME)}
     assert any(p.suffix == ".bin" for p in before)  # the data folder is inside the registry by default
 
-    out = prep_stage(stage_config(tmp_path / "sample.yaml", blend, None, num_shards=4, split=ALL_TRAIN, sample=5),
-                     registry)
+    out = prep_stage(
+        stage_config(tmp_path / "sample.yaml", blend, None, num_shards=4, split=ALL_TRAIN, sample=5), registry
+    )
     assert f"published {NAME}-sample:v1" in out
     assert registry_versions(registry, NAME) == ["v1"]
     assert registry_versions(registry, f"{NAME}-sample") == ["v1"]
@@ -268,7 +289,8 @@ def test_sample_publishes_a_separate_artifact_and_leaves_the_full_one_alone(
 
 
 def test_shards_of_other_settings_in_an_explicit_output_dir_are_never_overwritten(
-        tmp_path, stage_config, prep_stage, registry_versions):
+    tmp_path, stage_config, prep_stage, registry_versions
+):
     blend = make_blend(tmp_path / "in", {"docs": jsonl(*(f"document {i}" for i in range(20)))})
     registry, data = tmp_path / "registry", tmp_path / "shared-data"
     prep_stage(stage_config(tmp_path / "full.yaml", blend, data, num_shards=2), registry)
@@ -276,8 +298,11 @@ def test_shards_of_other_settings_in_an_explicit_output_dir_are_never_overwritte
     assert before
     for name, keys in (("sample", {"sample": 5}), ("seed", {"split": {**ALL_TRAIN, "seed": 7}, "force": True})):
         config = stage_config(tmp_path / f"{name}.yaml", blend, data, num_shards=2, **keys)
-        with pytest.raises(DataError, match=rf"data folder {data} holds shards made with other settings .*"
-                                            "set output_dir to another folder"):
+        with pytest.raises(
+            DataError,
+            match=rf"data folder {data} holds shards made with other settings .*"
+            "set output_dir to another folder",
+        ):
             prep_stage(config, registry)
         assert {p: p.read_bytes() for p in files_under(data)} == before, name  # what test-data:v1 points at
     assert registry_versions(registry, NAME) == ["v1"]

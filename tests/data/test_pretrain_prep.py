@@ -46,8 +46,18 @@ def blend():
     return load_blend_spec(TINY_BLEND)
 
 
-def make_request(blend, data_dir: Path, seed: int = SEED, valid=0.02, test=0.02, num_shards=NUM_SHARDS,
-                 workers=1, append_eod=True, batch_size=256, max_bad_records=0) -> PrepRequest:
+def make_request(
+    blend,
+    data_dir: Path,
+    seed: int = SEED,
+    valid=0.02,
+    test=0.02,
+    num_shards=NUM_SHARDS,
+    workers=1,
+    append_eod=True,
+    batch_size=256,
+    max_bad_records=0,
+) -> PrepRequest:
     settings = ShardSettings(
         fractions=SplitFractions(valid, test, seed),
         append_eod=append_eod,
@@ -68,8 +78,7 @@ def run_prep(blend, tokenizer, data_dir: Path, **options):
     loader = functools.partial(load_tokenizer, str(TINY_TOKENIZER))
     done = run_shards(request, loader, tokenizer.vocab_size, log=logs.append)
     data_dir.mkdir(parents=True, exist_ok=True)
-    result = finalize(request, data_dir / "blend.json", done, started, log=logs.append,
-                      prefixes_relative_to=data_dir)
+    result = finalize(request, data_dir / "blend.json", done, started, log=logs.append, prefixes_relative_to=data_dir)
     return request, result, logs
 
 
@@ -98,8 +107,11 @@ def documents(prefix: Path) -> list[tuple[int, ...]]:
 
 def data_files(root: Path) -> dict[str, bytes]:
     """The bytes of every shard file (bin/idx) under a data folder, by relative path."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.suffix in (".bin", ".idx")}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.suffix in (".bin", ".idx")
+    }
 
 
 def receipts_without_timing(root: Path) -> dict[str, dict]:
@@ -119,8 +131,10 @@ def test_layout_receipts_and_stats(prepared, blend):
     data_dir = request.data_dir
     items = plan_work(blend, NUM_SHARDS)
     assert [i.id for i in items] == [
-        "python-tutorial/shard_00000", "python-tutorial/shard_00001",
-        "python-library/shard_00000", "python-library/shard_00001",
+        "python-tutorial/shard_00000",
+        "python-tutorial/shard_00001",
+        "python-library/shard_00000",
+        "python-library/shard_00001",
     ]
     assert result.shards == len(items) and result.shards_done_now == len(items)
     assert logs[0] == "4 shards planned, 0 of 4 already done, 4 to do with 1 worker(s)"
@@ -217,7 +231,7 @@ def test_blend_json_lists_every_shard_with_token_weighted_dataset_weights(prepar
         weights, prefixes = raw[split][0::2], raw[split][1::2]
         assert prefixes == [f"{split}/{i.dataset}/shard_{i.shard:05d}" for i in items]  # relative to data_dir
         for spec in blend.datasets:
-            mine = [(w, i) for w, i in zip(weights, items) if i.dataset == spec.name]
+            mine = [(w, i) for w, i in zip(weights, items, strict=True) if i.dataset == spec.name]
             assert sum(w for w, _ in mine) == pytest.approx(spec.weight)
             tokens = {i.id: receipt(data_dir, i).splits[split].tokens for _, i in mine}
             for weight, item in mine:
@@ -258,8 +272,14 @@ def test_megatron_gpt_datasets_build_from_the_blend(prepared, blend, tokenizer, 
     shutil.copytree(request.data_dir, data_dir)  # megatron writes index caches next to the data (path_to_cache None)
     # the copied folder's receipts still hold: finalize accepts it and writes its own blend.json
     copy_request = make_request(blend, data_dir)
-    finalize(copy_request, data_dir / "blend.json", ShardRun(), time.perf_counter(), log=lambda _: None,
-             prefixes_relative_to=data_dir)
+    finalize(
+        copy_request,
+        data_dir / "blend.json",
+        ShardRun(),
+        time.perf_counter(),
+        log=lambda _: None,
+        prefixes_relative_to=data_dir,
+    )
     megatron_tokenizer = MegatronTokenizer.from_pretrained(
         tokenizer_path=str(TINY_TOKENIZER), metadata_path={"library": "huggingface"}
     )
@@ -281,7 +301,7 @@ def test_megatron_gpt_datasets_build_from_the_blend(prepared, blend, tokenizer, 
     )
     datasets = BlendedMegatronDatasetBuilder(GPTDataset, sizes, lambda: True, config).build()
     assert len(datasets) == 3
-    for split, dataset, size in zip(SPLITS, datasets, sizes):
+    for split, dataset, size in zip(SPLITS, datasets, sizes, strict=True):
         assert dataset is not None
         # megatron rounds each prefix's share of the samples up: at most one extra per prefix
         assert size <= len(dataset) <= size + len(blends[split][0])
@@ -322,8 +342,9 @@ def test_different_seed_changes_split_assignment(prepared, blend, tokenizer, tmp
             s.documents for s in result.stats[name].values()
         )
         assert sum(s.tokens for s in other.stats[name].values()) == sum(s.tokens for s in result.stats[name].values())
-        original = {d for p in sorted((request.data_dir / "valid" / name).glob("*.bin"))
-                    for d in documents(p.with_suffix(""))}
+        original = {
+            d for p in sorted((request.data_dir / "valid" / name).glob("*.bin")) for d in documents(p.with_suffix(""))
+        }
         changed = {d for p in sorted((other_dir / "valid" / name).glob("*.bin")) for d in documents(p.with_suffix(""))}
         assert len(original) == result.stats[name]["valid"].documents
         assert len(changed) == other.stats[name]["valid"].documents
@@ -339,7 +360,9 @@ def test_rerun_skips_finished_shards_and_finalize_refuses_a_missing_one(prepared
     item = plan_work(blend, NUM_SHARDS)[1]
     receipt_path(data_dir, item.id).unlink()
     with pytest.raises(DataError, match=re.escape(f"shard {item.id} in {data_dir} is missing")):
-        finalize(make_request(blend, data_dir), data_dir / "blend.json", ShardRun(), time.perf_counter(), log=lambda _: None)
+        finalize(
+            make_request(blend, data_dir), data_dir / "blend.json", ShardRun(), time.perf_counter(), log=lambda _: None
+        )
     # a different settings hash does not trust the receipts either
     other = make_request(blend, data_dir, append_eod=False)
     assert other.settings.settings_hash != request.settings.settings_hash
@@ -381,8 +404,7 @@ def test_append_eod_false(tmp_path, tokenizer):
     docs = ["alpha beta", "gamma delta epsilon"]
     spec = small_blend(tmp_path, docs)
     _, with_eod, _ = run_prep(spec, tokenizer, tmp_path / "eod", valid=0.0, test=0.0, num_shards=1)
-    _, without, _ = run_prep(spec, tokenizer, tmp_path / "noeod", valid=0.0, test=0.0, num_shards=1,
-                             append_eod=False)
+    _, without, _ = run_prep(spec, tokenizer, tmp_path / "noeod", valid=0.0, test=0.0, num_shards=1, append_eod=False)
     assert without.stats["small"]["train"].tokens == with_eod.stats["small"]["train"].tokens - 2
     assert documents(tmp_path / "noeod" / "train" / "small" / "shard_00000") == [
         tuple(ids) for ids in tokenizer.encode_batch(docs)
@@ -410,7 +432,8 @@ def test_split_fractions_rejects_bad_values(valid, test):
 
 @pytest.mark.parametrize(("valid", "test"), [(0.0, 0.0), (0.1, 0.2), (0.49, 0.5)])
 def test_split_fractions_accepts_good_values(valid, test):
-    SplitFractions(valid, test, 1)
+    fractions = SplitFractions(valid, test, 1)
+    assert (fractions.valid, fractions.test, fractions.seed) == (valid, test, 1)
 
 
 def test_split_assignment_is_deterministic_and_proportional():

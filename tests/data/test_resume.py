@@ -39,8 +39,12 @@ def corpus(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("corpus")
     datasets = []
     for name, weight in (("python-tutorial", 0.4), ("python-library", 0.6)):
-        paragraphs = [p for line in (SHIPPED_CORPUS / f"{name}.jsonl").read_text().splitlines()
-                      for p in json.loads(line)["text"].split("\n\n") if p.strip()]
+        paragraphs = [
+            p
+            for line in (SHIPPED_CORPUS / f"{name}.jsonl").read_text().splitlines()
+            for p in json.loads(line)["text"].split("\n\n")
+            if p.strip()
+        ]
         size, index = 0, 0
         with open(root / f"{name}.jsonl", "w", encoding="utf-8") as handle:
             while size < 3_000_000:
@@ -70,8 +74,12 @@ def clean(corpus, tmp_path_factory, stage_config, prep_stage) -> tuple[Path, Pat
 
 
 def shard_files(data: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(data)): p.read_bytes() for split in SPLITS for p in sorted((data / split).rglob("*"))
-            if p.is_file() and p.suffix in (".bin", ".idx")}
+    return {
+        str(p.relative_to(data)): p.read_bytes()
+        for split in SPLITS
+        for p in sorted((data / split).rglob("*"))
+        if p.is_file() and p.suffix in (".bin", ".idx")
+    }
 
 
 def receipts(data: Path) -> list[Path]:
@@ -133,8 +141,14 @@ def stage_process(config: Path, registry: Path, logs: Path):
     """The stage as its own process group (stdout/stderr to files); the group is killed if left running."""
     env = {**os.environ, "NEMOTRON_ARTIFACTS_ROOT": str(registry), "HF_HUB_OFFLINE": "1"}
     with open(logs / "stdout", "w") as out, open(logs / "stderr", "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", STAGE_MODULE, "--config", str(config)], stdout=out,
-                                stderr=err, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", STAGE_MODULE, "--config", str(config)],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
     try:
         yield proc
     finally:
@@ -187,7 +201,8 @@ def planned(out: str) -> tuple[int, int]:
 
 
 def test_a_killed_worker_fails_the_stage_and_a_rerun_resumes_to_identical_bytes(
-        corpus, clean, tmp_path, stage_config, prep_stage, registry_versions):
+    corpus, clean, tmp_path, stage_config, prep_stage, registry_versions
+):
     data, registry = tmp_path / "data", tmp_path / "registry"
     # two workers, one document per batch (batching must not change the bytes either)
     config = stage_config(tmp_path / "kill.yaml", corpus, data, workers=2, batch_size=1)
@@ -213,7 +228,8 @@ def test_a_killed_worker_fails_the_stage_and_a_rerun_resumes_to_identical_bytes(
 
 
 def test_killing_the_whole_stage_then_rerunning_gives_identical_bytes(
-        corpus, clean, tmp_path, stage_config, prep_stage, registry_versions):
+    corpus, clean, tmp_path, stage_config, prep_stage, registry_versions
+):
     data, registry = tmp_path / "data", tmp_path / "registry"
     config = stage_config(tmp_path / "kill.yaml", corpus, data, workers=2, batch_size=1)
     with stage_process(config, registry, tmp_path) as proc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import random
 from pathlib import Path
@@ -44,7 +45,7 @@ def whole(dataset: DatasetSpec) -> list[tuple[str, str | None, bool]]:
 def cut(path: Path, positions: list[int]) -> list[SourceRange]:
     """Ranges [0, p1), [p1, p2), ..., [pn, EOF) of one file."""
     bounds = [0, *sorted(positions), path.stat().st_size]
-    return [SourceRange(str(path), a, b, splittable=True) for a, b in zip(bounds, bounds[1:])]
+    return [SourceRange(str(path), a, b, splittable=True) for a, b in itertools.pairwise(bounds)]
 
 
 # -- byte ranges of one JSONL file ------------------------------------------------------------
@@ -117,11 +118,17 @@ def sized_blend(tmp_path) -> BlendSpec:
     write_jsonl(tmp_path / "large.jsonl", 480, seed=2)
     write_jsonl(tmp_path / "tiny" / "a.jsonl", 4, seed=3)
     write_jsonl(tmp_path / "tiny" / "b.jsonl", 4, seed=4)
-    (tmp_path / "blend.json").write_text(json.dumps({"datasets": [
-        {"name": "small", "path": "small.jsonl", "weight": 1},
-        {"name": "large", "path": "large.jsonl", "weight": 2},
-        {"name": "tiny", "path": "tiny", "weight": 0.5},
-    ]}))
+    (tmp_path / "blend.json").write_text(
+        json.dumps(
+            {
+                "datasets": [
+                    {"name": "small", "path": "small.jsonl", "weight": 1},
+                    {"name": "large", "path": "large.jsonl", "weight": 2},
+                    {"name": "tiny", "path": "tiny", "weight": 0.5},
+                ]
+            }
+        )
+    )
     return load_blend_spec(tmp_path / "blend.json")
 
 
@@ -200,7 +207,7 @@ def test_files_that_cannot_be_cut_are_never_cut(tmp_path):
 def test_sample_plans_one_whole_item_per_dataset(sized_blend):
     items = plan_work(sized_blend, 64, sample=10)
     assert [i.id for i in items] == ["small/shard_00000", "large/shard_00000", "tiny/shard_00000"]
-    for item, dataset in zip(items, sized_blend.datasets):
+    for item, dataset in zip(items, sized_blend.datasets, strict=True):
         assert item_bytes(item) == dataset_bytes(dataset)
         assert read_ranges(item.ranges, dataset) == whole(dataset)
 

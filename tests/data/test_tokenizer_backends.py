@@ -156,7 +156,12 @@ def test_hugging_face_backend_is_the_reference(corpus, hf):
 
 
 def test_identity_records_backend(hf, giga):
-    assert giga.identity() == {"name_or_path": str(TINY_TOKENIZER), "vocab_size": 8192, "eod_id": 0, "backend": "gigatoken"}
+    assert giga.identity() == {
+        "name_or_path": str(TINY_TOKENIZER),
+        "vocab_size": 8192,
+        "eod_id": 0,
+        "backend": "gigatoken",
+    }
     assert hf.identity()["backend"] == "huggingface"
 
 

@@ -51,8 +51,7 @@ def write_profiles(nemotron_home: Path) -> Path:
     """Profiles in the env.toml the nemotron_home fixture points NEMOTRON_ENV_FILE at."""
     path = nemotron_home.parent / "env.toml"
     path.write_text(
-        '[dev-box]\nexecutor = "local"\n\n'
-        '[my-cluster]\nexecutor = "slurm"\naccount = "acct"\npartition = "batch"\n'
+        '[dev-box]\nexecutor = "local"\n\n[my-cluster]\nexecutor = "slurm"\naccount = "acct"\npartition = "batch"\n'
     )
     return path
 
@@ -158,8 +157,9 @@ def assert_rejected_before_running(done: subprocess.CompletedProcess, nemotron_h
 def test_bad_invocations_fail_before_running_with_helpful_messages(run_cli, nemotron_home):
     write_profiles(nemotron_home)
 
-    err = assert_rejected_before_running(run_cli(*PREP, "-c", "tiny", "--run", "dev-box", "--batch", "dev-box"),
-                                         nemotron_home)
+    err = assert_rejected_before_running(
+        run_cli(*PREP, "-c", "tiny", "--run", "dev-box", "--batch", "dev-box"), nemotron_home
+    )
     assert "--run" in err and "--batch" in err
 
     err = assert_rejected_before_running(run_cli(*PREP, "-c", "tiny", "tokenizer.nme=x"), nemotron_home)
@@ -247,8 +247,9 @@ for args in (["--help"], {list(PREP)!r} + ["--help"], ["jobs", "--help"], ["jobs
 heavy = {set(HEAVY_MODULES)!r}
 print("HEAVY=" + ",".join(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
 """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
     assert done.returncode == 0, done.stderr
     assert "Built-in configs" in done.stdout  # the stage help really was rendered
     assert "dev-box" in done.stdout  # ... including the env.toml profiles

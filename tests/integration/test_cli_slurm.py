@@ -182,7 +182,9 @@ def test_batch_returns_and_jobs_commands_follow_the_job(submit, run_cli, slurm_e
 
 
 def test_failing_job_reports_failed_everywhere(submit, run_cli, slurm_env_file, nemotron_home):
-    done, name, job_id = submit(*PREP, "--run", "local-slurm", "-c", "tiny", "array_tasks=0", "blend_path=/nonexistent/blend.json")
+    done, name, job_id = submit(
+        *PREP, "--run", "local-slurm", "-c", "tiny", "array_tasks=0", "blend_path=/nonexistent/blend.json"
+    )
     assert done.returncode != 0, done.stdout + done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and name in errors[0] and "FAILED" in errors[0], done.stderr
@@ -244,26 +246,24 @@ def test_dry_run_slurm_prints_sbatch_script_and_submits_nothing(run_cli, slurm_e
     assert files_under(nemotron_home) == []  # NeMo-Run's dry-run experiment was removed as well
 
 
-def secret_profile(slurm_env_file: Path, setup_check: bool = True) -> str:
-    """Append a profile carrying HF_TOKEN; its setup fails the job (exit 7) unless the job sees the value.
+def secret_profile(add_env_profile, setup_check: bool = True) -> str:
+    """Add a profile carrying HF_TOKEN; its setup fails the job (exit 7) unless the job sees the value.
 
     The check compares a hash, with tracing off, so the value itself is never written anywhere by us.
     """
     digest = hashlib.sha256(SECRET.encode()).hexdigest()
-    check = (f'{{ set +x; }} 2>/dev/null; test "$(printf %s "$HF_TOKEN" | sha256sum | cut -c1-64)" = {digest} '
-             "|| exit 7; set -x")
-    with slurm_env_file.open("a") as handle:
-        handle.write(
-            "\n[secret-slurm]\n"
-            'extends = "local-slurm"\n'
-            f'env_vars = {{ HF_TOKEN = "{SECRET}", NEMOTRON_TEST_PUBLIC = "visible" }}\n'
-            + (f"setup = ['{check}']\n" if setup_check else "")
-        )
-    return "secret-slurm"
+    check = (
+        f'{{ set +x; }} 2>/dev/null; test "$(printf %s "$HF_TOKEN" | sha256sum | cut -c1-64)" = {digest} '
+        "|| exit 7; set -x"
+    )
+    settings: dict[str, object] = {"env_vars": {"HF_TOKEN": SECRET, "NEMOTRON_TEST_PUBLIC": "visible"}}
+    if setup_check:
+        settings["setup"] = [check]
+    return add_env_profile("secret-slurm", **settings)
 
 
-def test_secrets_reach_the_job_but_no_file_or_output(submit, run_cli, slurm_env_file, nemotron_home):
-    profile = secret_profile(slurm_env_file)
+def test_secrets_reach_the_job_but_no_file_or_output(submit, run_cli, add_env_profile, nemotron_home):
+    profile = secret_profile(add_env_profile)
 
     preview = run_cli(*PREP, "--dry-run", "-b", profile, "-c", "tiny", "array_tasks=0", timeout=TIMEOUT)
     assert preview.returncode == 0, preview.stdout + preview.stderr
@@ -297,9 +297,9 @@ def test_secrets_reach_the_job_but_no_file_or_output(submit, run_cli, slurm_env_
         assert SECRET not in path.read_text(errors="replace"), path
 
 
-def test_secrets_do_not_appear_in_job_logs(submit, run_cli, slurm_env_file, nemotron_home):
+def test_secrets_do_not_appear_in_job_logs(submit, run_cli, add_env_profile, nemotron_home):
     """NeMo-Run's sbatch script runs under `set -evx`: sourcing secrets.env must not echo its lines."""
-    profile = secret_profile(slurm_env_file, setup_check=False)
+    profile = secret_profile(add_env_profile, setup_check=False)
     done, name, _ = submit(*PREP, "--run", profile, "-c", "tiny", "array_tasks=0")
     assert done.returncode == 0, done.stdout + done.stderr
     assert SECRET not in done.stdout + done.stderr
@@ -309,11 +309,10 @@ def test_secrets_do_not_appear_in_job_logs(submit, run_cli, slurm_env_file, nemo
     assert leaked == []
 
 
-def test_run_streams_stage_log_when_setup_is_slow(submit, run_cli, slurm_env_file, nemotron_home):
+def test_run_streams_stage_log_when_setup_is_slow(submit, run_cli, add_env_profile, nemotron_home):
     """`--run` first streams the sbatch trace (no stage log yet); the stage's whole log must still follow."""
-    with slurm_env_file.open("a") as handle:
-        handle.write('\n[slow-start]\nextends = "local-slurm"\nsetup = ["sleep 5"]\n')
-    done, name, _ = submit(*PREP, "--run", "slow-start", "-c", "tiny", "array_tasks=0")
+    profile = add_env_profile("slow-start", setup=["sleep 5"])
+    done, name, _ = submit(*PREP, "--run", profile, "-c", "tiny", "array_tasks=0")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sleep 5" in done.stdout  # the trace was streamed while the stage had not started
     assert "data prep: 2 dataset(s)" in done.stdout, done.stdout
@@ -324,17 +323,24 @@ def test_run_streams_stage_log_when_setup_is_slow(submit, run_cli, slurm_env_fil
 
 def data_files(data_dir: Path) -> dict[str, bytes]:
     """The bytes of every shard (bin/idx) of a data folder, by relative path."""
-    return {str(p.relative_to(data_dir)): p.read_bytes() for p in sorted(data_dir.rglob("shard_*.*"))
-            if p.suffix in (".bin", ".idx")}
+    return {
+        str(p.relative_to(data_dir)): p.read_bytes()
+        for p in sorted(data_dir.rglob("shard_*.*"))
+        if p.suffix in (".bin", ".idx")
+    }
 
 
-def test_job_array_then_finalize_gives_the_bytes_of_a_local_run(submit, run_cli, slurm_env_file, nemotron_home, tmp_path):
+def test_job_array_then_finalize_gives_the_bytes_of_a_local_run(
+    submit, run_cli, slurm_env_file, nemotron_home, tmp_path
+):
     """On Slurm the stage runs as a job array (shards) and a finalize job; the data equals a local run's."""
-    local = run_cli(*PREP, "-c", "tiny", f"output_dir={tmp_path / 'local-data'}", "artifact_name=local-copy",
-                    timeout=TIMEOUT)
+    local = run_cli(
+        *PREP, "-c", "tiny", f"output_dir={tmp_path / 'local-data'}", "artifact_name=local-copy", timeout=TIMEOUT
+    )
     assert local.returncode == 0, local.stdout + local.stderr
-    done, name, job_id = submit(*PREP, "--run", "local-slurm", "-c", "tiny", "array_tasks=2",
-                                f"output_dir={tmp_path / 'slurm-data'}")
+    done, name, job_id = submit(
+        *PREP, "--run", "local-slurm", "-c", "tiny", "array_tasks=2", f"output_dir={tmp_path / 'slurm-data'}"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "array task 1/2" in done.stdout and "array task 2/2" in done.stdout  # both tasks' logs streamed
     assert f"published {ARTIFACT}:v1" in done.stdout
@@ -348,8 +354,9 @@ def test_job_array_then_finalize_gives_the_bytes_of_a_local_run(submit, run_cli,
 
 
 def test_failed_job_array_cancels_finalize_and_fails(submit, run_cli, slurm_env_file, nemotron_home):
-    done, name, job_id = submit(*PREP, "--run", "local-slurm", "-c", "tiny", "array_tasks=2",
-                                "blend_path=/nonexistent/blend.json")
+    done, name, job_id = submit(
+        *PREP, "--run", "local-slurm", "-c", "tiny", "array_tasks=2", "blend_path=/nonexistent/blend.json"
+    )
     assert done.returncode != 0
     assert "FAILED" in done.stderr and name in done.stderr
     deadline = time.monotonic() + 90  # Slurm cancels the dependent finalize job shortly after

@@ -15,7 +15,6 @@ import shutil
 import socket
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -49,14 +48,33 @@ def login_node(tmp_path):
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
     port = _free_port()
     server = subprocess.Popen(
-        [SSHD, "-D", "-e", "-p", str(port), "-o", "ListenAddress=127.0.0.1", "-h", str(keys / "host"),
-         "-o", f"AuthorizedKeysFile={keys / 'authorized_keys'}", "-o", "StrictModes=no",
-         "-o", "PasswordAuthentication=no", "-o", f"PidFile={keys / 'sshd.pid'}"],
-        stdout=subprocess.DEVNULL, stderr=open(keys / "sshd.log", "w"),
+        [
+            SSHD,
+            "-D",
+            "-e",
+            "-p",
+            str(port),
+            "-o",
+            "ListenAddress=127.0.0.1",
+            "-h",
+            str(keys / "host"),
+            "-o",
+            f"AuthorizedKeysFile={keys / 'authorized_keys'}",
+            "-o",
+            "StrictModes=no",
+            "-o",
+            "PasswordAuthentication=no",
+            "-o",
+            f"PidFile={keys / 'sshd.pid'}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(keys / "sshd.log", "w"),
     )
     known_hosts = Path.home() / ".ssh" / "known_hosts"
-    host_line = f"[127.0.0.1]:{port} {(keys / 'host.pub').read_text().split(' ')[0]} " \
-                f"{(keys / 'host.pub').read_text().split(' ')[1]}"
+    host_line = (
+        f"[127.0.0.1]:{port} {(keys / 'host.pub').read_text().split(' ')[0]} "
+        f"{(keys / 'host.pub').read_text().split(' ')[1]}"
+    )
     known_hosts.parent.mkdir(mode=0o700, exist_ok=True)
     with open(known_hosts, "a") as handle:
         handle.write(host_line + "\n")
@@ -64,8 +82,20 @@ def login_node(tmp_path):
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             probe = subprocess.run(
-                ["ssh", "-i", str(keys / "user"), "-p", str(port), "-o", "BatchMode=yes",
-                 f"{getpass.getuser()}@127.0.0.1", "true"], capture_output=True, timeout=20)
+                [
+                    "ssh",
+                    "-i",
+                    str(keys / "user"),
+                    "-p",
+                    str(port),
+                    "-o",
+                    "BatchMode=yes",
+                    f"{getpass.getuser()}@127.0.0.1",
+                    "true",
+                ],
+                capture_output=True,
+                timeout=20,
+            )
             if probe.returncode == 0:
                 break
             time.sleep(0.3)
@@ -80,24 +110,18 @@ def login_node(tmp_path):
 
 
 @pytest.fixture
-def ssh_profile(slurm_cluster, nemotron_home, tmp_path, login_node) -> Path:
+def ssh_profile(slurm_cluster, add_env_profile, tmp_path, login_node) -> Path:
+    """[ssh-slurm]: local-slurm reached over SSH through the login node; returns the cluster's job_dir."""
     port, key = login_node
     remote = tmp_path / "cluster-storage" / "jobs"
-    (tmp_path / "env.toml").write_text(
-        f"""
-[ssh-slurm]
-executor = "slurm"
-account = "local"
-partition = "debug"
-time = "00:10:00"
-python = "{sys.executable}"
-host = "127.0.0.1"
-port = {port}
-user = "{getpass.getuser()}"
-identity = "{key}"
-job_dir = "{remote}"
-env_vars = {{ HF_TOKEN = "hf_ssh_secret_987" }}
-"""
+    add_env_profile(
+        "ssh-slurm",
+        host="127.0.0.1",
+        port=port,
+        user=getpass.getuser(),
+        identity=key,
+        job_dir=remote,
+        env_vars={"HF_TOKEN": "hf_ssh_secret_987"},
     )
     return remote
 
@@ -127,7 +151,8 @@ def test_ssh_host_key_mismatch_is_a_clear_submission_error(run_cli, nemotron_hom
     port, _ = login_node
     known_hosts = Path.home() / ".ssh" / "known_hosts"
     original = known_hosts.read_text()
-    known_hosts.write_text("".join(l + "\n" for l in original.splitlines() if not l.startswith(f"[127.0.0.1]:{port} ")))
+    kept = [line for line in original.splitlines() if not line.startswith(f"[127.0.0.1]:{port} ")]
+    known_hosts.write_text("".join(line + "\n" for line in kept))
     try:
         done = run_cli(*PREP, "-c", "tiny", "array_tasks=0", "--batch", "ssh-slurm", timeout=300)
     finally:

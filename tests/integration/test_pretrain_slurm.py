@@ -14,10 +14,23 @@ import pytest
 pytestmark = [pytest.mark.slurm, pytest.mark.integration]
 
 PREP = ("nano3", "data", "prep", "pretrain", "-c", "tiny")
-SMALL = ("model.num_layers=2", "model.hidden_size=64", "model.num_attention_heads=4", "model.num_query_groups=2",
-         "model.ffn_hidden_size=128", "model.seq_length=64", "train.global_batch_size=8", "train.micro_batch_size=4",
-         "train.eval_iters=2", "lr.warmup_iters=5", "guard.warmup_steps=5", "sample.tokens=4",
-         "train.log_interval=1", "train.eval_interval=null", "run_name=slurm-run")
+SMALL = (
+    "model.num_layers=2",
+    "model.hidden_size=64",
+    "model.num_attention_heads=4",
+    "model.num_query_groups=2",
+    "model.ffn_hidden_size=128",
+    "model.seq_length=64",
+    "train.global_batch_size=8",
+    "train.micro_batch_size=4",
+    "train.eval_iters=2",
+    "lr.warmup_iters=5",
+    "guard.warmup_steps=5",
+    "sample.tokens=4",
+    "train.log_interval=1",
+    "train.eval_interval=null",
+    "run_name=slurm-run",
+)
 TIMEOUT = 180
 
 
@@ -33,9 +46,8 @@ def wait_until(predicate, what: str, timeout: float = 2 * TIMEOUT) -> None:
 
 
 @pytest.mark.usefixtures("slurm_cluster")
-def test_pretrain_requeues_on_the_time_limit_warning_and_resumes(run_cli, slurm_env_file, nemotron_home):
-    with slurm_env_file.open("a") as handle:
-        handle.write('\n[pretrain-slurm]\nextends = "local-slurm"\nntasks_per_node = 2\n')
+def test_pretrain_requeues_on_the_time_limit_warning_and_resumes(run_cli, add_env_profile, nemotron_home):
+    add_env_profile("pretrain-slurm", ntasks_per_node=2)
     assert run_cli(*PREP, timeout=300).returncode == 0
 
     submitted = run_cli("nano3", "pretrain", "-c", "tiny", *SMALL, "train.train_iters=150", "--batch", "pretrain-slurm")

@@ -19,7 +19,6 @@ TIMEOUT = 120
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "LOST"}
 
 
-
 def nemotron_cli() -> list[str]:
     script = Path(sys.executable).with_name("nemotron")
     return [str(script)] if script.exists() else [sys.executable, "-m", "nemotron"]
@@ -37,27 +36,31 @@ def stage_env() -> dict[str, str]:
 
 
 def submit(profile: str, *overrides: str) -> tuple[str, str]:
-    done = subprocess.run([sys.executable, "-m", "requeue_stage", "submit", profile, *overrides],
-                          capture_output=True, text=True, timeout=TIMEOUT, env=stage_env(), stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-m", "requeue_stage", "submit", profile, *overrides],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=stage_env(),
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     match = re.search(r"submitted (\S+) as \w+ job (\d+)", done.stdout)
     assert match, done.stdout
     return match.group(1), match.group(2)
 
 
-def add_profiles(env_file: Path) -> None:
-    with env_file.open("a") as handle:
-        handle.write(
-            "\n[requeue-slurm]\n"
-            'extends = "local-slurm"\n'
-            "ntasks_per_node = 2\n"  # no GPUs: torchrun starts 2 processes on the node
-            f'env_vars = {{ PYTHONPATH = "{HERE}" }}\n'
-            "\n[torchrun-local]\n"
-            'executor = "local"\n'
-            f'python = "{sys.executable}"\n'
-            "nproc_per_node = 2\n"
-            f'env_vars = {{ PYTHONPATH = "{HERE}" }}\n'
-        )
+def add_profiles(add_env_profile) -> None:
+    # requeue-slurm: no GPUs, so torchrun starts 2 processes on the node
+    add_env_profile("requeue-slurm", ntasks_per_node=2, env_vars={"PYTHONPATH": str(HERE)})
+    add_env_profile(
+        "torchrun-local",
+        extends=None,
+        executor="local",
+        python=sys.executable,
+        nproc_per_node=2,
+        env_vars={"PYTHONPATH": str(HERE)},
+    )
 
 
 def wait_for_steps(job_dir: Path, count: int, timeout: float = 180) -> list[str]:
@@ -66,7 +69,9 @@ def wait_for_steps(job_dir: Path, count: int, timeout: float = 180) -> list[str]
         lines = (job_dir / "steps.txt").read_text().splitlines() if (job_dir / "steps.txt").exists() else []
         if len(lines) >= count:
             return lines
-        assert time.monotonic() < deadline, f"the job made no progress in {timeout} s; files: {list(job_dir.rglob('*'))}"
+        assert time.monotonic() < deadline, (
+            f"the job made no progress in {timeout} s; files: {list(job_dir.rglob('*'))}"
+        )
         time.sleep(0.2)
 
 
@@ -92,13 +97,19 @@ def cleanup():
 @pytest.mark.slurm
 @pytest.mark.integration
 @pytest.mark.usefixtures("slurm_cluster")
-def test_time_limit_warning_saves_requeues_and_resumes(run_cli, slurm_env_file, nemotron_home, cleanup):
-    add_profiles(slurm_env_file)
+def test_time_limit_warning_saves_requeues_and_resumes(run_cli, add_env_profile, nemotron_home, cleanup):
+    add_profiles(add_env_profile)
     name, job_id = submit("requeue-slurm", "steps=40")
     cleanup.append(job_id)
     job_dir = nemotron_home / "jobs" / name
-    follower = subprocess.Popen([*nemotron_cli(), "jobs", "logs", name, "-f"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, env=os.environ.copy())
+    follower = subprocess.Popen(
+        [*nemotron_cli(), "jobs", "logs", name, "-f"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=os.environ.copy(),
+    )
     try:
         wait_for_steps(job_dir, 5)
         seen = [status(run_cli, name)]
@@ -139,14 +150,20 @@ def test_time_limit_warning_saves_requeues_and_resumes(run_cli, slurm_env_file, 
         assert "Restarts=1" in shown.stdout
 
     logs_dir = job_dir / "logs"
-    assert sorted(p.name for p in logs_dir.glob("log-*.out")) == [f"log-{name}_{job_id}_0.out",
-                                                                  f"log-{name}_{job_id}_1.out"]
+    assert sorted(p.name for p in logs_dir.glob("log-*.out")) == [
+        f"log-{name}_{job_id}_0.out",
+        f"log-{name}_{job_id}_1.out",
+    ]
     first_log = (logs_dir / f"log-{name}_{job_id}_0.out").read_text()
     assert "stopped after step" in first_log and "SIGUSR1" in first_log
     logs = run_cli("jobs", "logs", name, timeout=TIMEOUT)
     assert logs.returncode == 0, logs.stderr
-    order = [logs.stdout.index("run 0 starts at step 0"), logs.stdout.index("stopped after step"),
-             logs.stdout.index(f"run 1 starts at step {resumed_at}"), logs.stdout.index("finished 40 steps in run 1")]
+    order = [
+        logs.stdout.index("run 0 starts at step 0"),
+        logs.stdout.index("stopped after step"),
+        logs.stdout.index(f"run 1 starts at step {resumed_at}"),
+        logs.stdout.index("finished 40 steps in run 1"),
+    ]
     assert order == sorted(order), logs.stdout
     assert follower.returncode == 0, follow_out + follow_err  # `logs -f` followed both runs to COMPLETED
     assert "run 0 starts at step 0" in follow_out and "finished 40 steps in run 1" in follow_out
@@ -158,8 +175,8 @@ def test_time_limit_warning_saves_requeues_and_resumes(run_cli, slurm_env_file, 
 @pytest.mark.slurm
 @pytest.mark.integration
 @pytest.mark.usefixtures("slurm_cluster")
-def test_sigterm_saves_and_stops_without_requeue(run_cli, slurm_env_file, nemotron_home, cleanup):
-    add_profiles(slurm_env_file)
+def test_sigterm_saves_and_stops_without_requeue(run_cli, add_env_profile, nemotron_home, cleanup):
+    add_profiles(add_env_profile)
     name, job_id = submit("requeue-slurm", "steps=1000")
     cleanup.append(job_id)
     job_dir = nemotron_home / "jobs" / name
@@ -180,9 +197,9 @@ def test_sigterm_saves_and_stops_without_requeue(run_cli, slurm_env_file, nemotr
 
 
 @pytest.mark.integration
-def test_local_profile_runs_the_stage_under_torchrun(run_cli, slurm_env_file, nemotron_home):
+def test_local_profile_runs_the_stage_under_torchrun(run_cli, add_env_profile, nemotron_home):
     """nproc_per_node = 2 on a local profile: torchrun --standalone, two ranks, to completion."""
-    add_profiles(slurm_env_file)
+    add_profiles(add_env_profile)
     name, _ = submit("torchrun-local", "steps=5", "step_seconds=0.05")
     done = run_cli("jobs", "status", name, "--wait", timeout=TIMEOUT)
     job_dir = nemotron_home / "jobs" / name

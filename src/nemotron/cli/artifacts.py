@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from nemotron.cli.output import columns, fail, literal
 
 if TYPE_CHECKING:
-    from nemotron.artifacts import Artifact, FileRegistry
+    from nemotron.artifacts import Artifact, ArtifactKind, FileRegistry
     from nemotron.artifacts.lineage_graph import LineageNode
+    from nemotron.env import EnvFile
 
 KINDS = ("pretrain-data", "sft-data", "rl-data", "model-checkpoint")  # ArtifactKind values (checked in a test)
 
@@ -23,7 +24,7 @@ app = typer.Typer(
 )
 
 
-def _env_file():
+def _env_file() -> EnvFile:
     from nemotron.env import find_env_file, load_env_file
 
     return load_env_file(find_env_file())
@@ -35,7 +36,7 @@ def configured_registry() -> FileRegistry:
     return FileRegistry(_env_file().artifacts_root or default_registry_root())
 
 
-def _kind(text: str):
+def _kind(text: str) -> ArtifactKind:
     from nemotron.artifacts import ArtifactError, ArtifactKind
 
     try:
@@ -53,9 +54,12 @@ def _produced_by(artifact: Artifact) -> str:
 
 @app.command("list")
 def list_artifacts(
-    kind: Optional[str] = typer.Option(None, "--kind", "-k", help=f"only this kind: {', '.join(KINDS)}"),
+    kind: str | None = typer.Option(None, "--kind", "-k", help=f"only this kind: {', '.join(KINDS)}"),
 ) -> None:
-    """List every artifact version with its kind, aliases and producer.\n\nExample: nemotron artifacts list --kind pretrain-data"""
+    """List every artifact version with its kind, aliases and producer.
+
+    Example: nemotron artifacts list --kind pretrain-data
+    """
     registry = configured_registry()
     artifacts = registry.list(_kind(kind) if kind else None)
     if not artifacts:
@@ -70,7 +74,10 @@ def list_artifacts(
 
 @app.command()
 def show(ref: str = typer.Argument(..., help="NAME, NAME:latest, NAME:vN or NAME:ALIAS")) -> None:
-    """Show one version: location, aliases, files, manifest summary, lineage and metadata.\n\nExample: nemotron artifacts show nano3-pretrain-data-tiny:v1"""
+    """Show one version: location, aliases, files, manifest summary, lineage and metadata.
+
+    Example: nemotron artifacts show nano3-pretrain-data-tiny:v1
+    """
     import yaml
 
     from nemotron.artifacts import ArtifactError
@@ -98,7 +105,9 @@ def show(ref: str = typer.Argument(..., help="NAME, NAME:latest, NAME:vN or NAME
 
 def _render_tree(node: LineageNode, prefix: str = "", last: bool = True, root: bool = True) -> list[str]:
     if node.artifact is not None:
-        label = f"{node.label}  {node.artifact.kind.value}  from {_produced_by(node.artifact)}, {node.artifact.created_at}"
+        label = (
+            f"{node.label}  {node.artifact.kind.value}  from {_produced_by(node.artifact)}, {node.artifact.created_at}"
+        )
     else:
         label = node.label
     if node.note:
@@ -112,7 +121,10 @@ def _render_tree(node: LineageNode, prefix: str = "", last: bool = True, root: b
 
 @app.command()
 def lineage(ref: str = typer.Argument(..., help="NAME, NAME:latest, NAME:vN or NAME:ALIAS")) -> None:
-    """Print what produced a version and, recursively, the artifacts it consumed.\n\nExample: nemotron artifacts lineage nano3-pretrain-data-tiny:latest"""
+    """Print what produced a version and, recursively, the artifacts it consumed.
+
+    Example: nemotron artifacts lineage nano3-pretrain-data-tiny:latest
+    """
     from nemotron.artifacts.lineage_graph import lineage_tree
 
     literal("\n".join(_render_tree(lineage_tree(configured_registry(), ref))))
@@ -145,13 +157,18 @@ def _parse_meta(items: list[str]) -> dict[str, Any]:
 
 @app.command("import")
 def import_(
-    kind: str = typer.Argument(..., help="pretrain-data (a dir with blend.json) or model-checkpoint (a Megatron checkpoint dir)"),
+    kind: str = typer.Argument(
+        ..., help="pretrain-data (a dir with blend.json) or model-checkpoint (a Megatron checkpoint dir)"
+    ),
     path: str = typer.Argument(..., help="the existing directory; its data stays where it is (no copy)"),
     name: str = typer.Option(..., "--name", "-n", help="artifact name; the import becomes its next version"),
     meta: list[str] = typer.Option([], "--meta", "-m", help="metadata KEY=VALUE (dotted keys nest), repeatable"),
     alias: list[str] = typer.Option([], "--alias", "-a", help="also set this alias on the new version, repeatable"),
 ) -> None:
-    """Register an existing blend or checkpoint directory as an artifact version, in place.\n\nExample: nemotron artifacts import model-checkpoint /lustre/ckpts/run7 --name nano3-base --meta tokens_seen=1000000"""
+    """Register an existing blend or checkpoint directory as an artifact version, in place.
+
+    Example: nemotron artifacts import model-checkpoint /lustre/ckpts/run7 --name nano3-base --meta tokens_seen=1000000
+    """
     from pathlib import Path
 
     from nemotron.artifacts.mirrors import mirror_artifact, mirrors_from_settings
@@ -162,7 +179,9 @@ def import_(
     artifact = registry.import_existing(_kind(kind), path, name, metadata=_parse_meta(meta))
     for item in alias:
         registry.set_alias(artifact.ref, item)
-    literal(f"imported {Path(path).expanduser().resolve()} as {artifact.ref} ({artifact.kind.value}) at {artifact.path}")
+    literal(
+        f"imported {Path(path).expanduser().resolve()} as {artifact.ref} ({artifact.kind.value}) at {artifact.path}"
+    )
     literal(f"manifest: {artifact.manifest.summary() if artifact.manifest else 'none'}")
     for record in mirror_artifact(registry, artifact, mirrors, tuple(alias)):
         literal(f"mirrored to W&B {record.target} as {record.name} (aliases: {', '.join(record.aliases)})")
@@ -173,7 +192,10 @@ def alias_(
     ref: str = typer.Argument(..., help="the version to point at: NAME:vN, NAME:latest or NAME:ALIAS"),
     name: str = typer.Argument(..., help="the alias (not 'latest' or vN)"),
 ) -> None:
-    """Point an alias at a version (moving it if it exists).\n\nExample: nemotron artifacts alias nano3-pretrain-data-tiny:v3 golden"""
+    """Point an alias at a version (moving it if it exists).
+
+    Example: nemotron artifacts alias nano3-pretrain-data-tiny:v3 golden
+    """
     registry = configured_registry()
     artifact = registry.resolve(ref)
     registry.set_alias(artifact.ref, name)
@@ -182,7 +204,10 @@ def alias_(
 
 @app.command()
 def verify(ref: str = typer.Argument(..., help="NAME, NAME:latest, NAME:vN or NAME:ALIAS")) -> None:
-    """Check every file of a version against its manifest (exists, size, sha256); exit 1 on problems.\n\nExample: nemotron artifacts verify nano3-pretrain-data-tiny:latest"""
+    """Check every file of a version against its manifest (exists, size, sha256); exit 1 on problems.
+
+    Example: nemotron artifacts verify nano3-pretrain-data-tiny:latest
+    """
     report = configured_registry().verify(ref)
     for warning in report.warnings:
         literal(f"warning: {warning}")
@@ -197,15 +222,20 @@ def verify(ref: str = typer.Argument(..., help="NAME, NAME:latest, NAME:vN or NA
 
 @app.command()
 def mirror(ref: str = typer.Argument(..., help="NAME, NAME:latest, NAME:vN or NAME:ALIAS")) -> None:
-    """Log a version to W&B (env.toml \\[wandb]) by reference, e.g. after a failed mirror.\n\nExample: nemotron artifacts mirror nano3-pretrain-data-tiny:v3"""
+    """Log a version to W&B (env.toml \\[wandb]) by reference, e.g. after a failed mirror.
+
+    Example: nemotron artifacts mirror nano3-pretrain-data-tiny:v3
+    """
     from nemotron.artifacts import ArtifactError
     from nemotron.artifacts.mirrors import mirror_artifact, mirrors_from_settings
 
     env_file = _env_file()
     if env_file.wandb is None:
         where = env_file.path or "env.toml (none found)"
-        raise ArtifactError(f"nothing to mirror to: {where} has no [wandb] table; add one with project = \"...\"")
+        raise ArtifactError(f'nothing to mirror to: {where} has no [wandb] table; add one with project = "..."')
     registry = configured_registry()
     artifact = registry.resolve(ref)
     for record in mirror_artifact(registry, artifact, mirrors_from_settings(env_file.wandb, env_file.path)):
-        literal(f"mirrored {artifact.ref} to W&B {record.target} as {record.name} (aliases: {', '.join(record.aliases)})")
+        literal(
+            f"mirrored {artifact.ref} to W&B {record.target} as {record.name} (aliases: {', '.join(record.aliases)})"
+        )

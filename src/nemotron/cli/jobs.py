@@ -54,7 +54,9 @@ def status(
 @app.command()
 def logs(
     job: str = typer.Argument(..., help="job name or job id"),
-    follow: bool = typer.Option(False, "-f", "--follow", help="keep streaming until the job ends; exit with its outcome"),
+    follow: bool = typer.Option(
+        False, "-f", "--follow", help="keep streaming until the job ends; exit with its outcome"
+    ),
 ) -> None:
     """Print a job's log.\n\nExample: nemotron jobs logs nano3-data-prep-pretrain-20261122-101500-a1b2 -f"""
     import sys

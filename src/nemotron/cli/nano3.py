@@ -6,25 +6,32 @@ import typer
 
 from nemotron.cli.model import app as model_app
 from nemotron.cli.stage_command import EXTRA_ARGS, make_stage_command, stage_epilog
-from nemotron.stages.catalog import NANO3_DATA_PREP_PRETRAIN, NANO3_PRETRAIN
+from nemotron.stages.catalog import NANO3_DATA_PREP_PRETRAIN, NANO3_PRETRAIN, StageSpec
 
 HELP = {"help_option_names": ["-h", "--help"]}
 
-app = typer.Typer(help="Nano3 recipe: data prep -> pretrain -> SFT -> RL.\n\nExample: nemotron nano3 data prep pretrain -c tiny",
-                  no_args_is_help=True, context_settings=HELP)
-data_app = typer.Typer(help="Data preparation stages.\n\nExample: nemotron nano3 data prep pretrain -c tiny",
-                       no_args_is_help=True, context_settings=HELP)
-prep_app = typer.Typer(help="Prepare data for a training stage.\n\nExample: nemotron nano3 data prep pretrain -c tiny",
-                       no_args_is_help=True, context_settings=HELP)
+app = typer.Typer(
+    help="Nano3 recipe: data prep -> pretrain -> SFT -> RL.\n\nExample: nemotron nano3 data prep pretrain -c tiny",
+    no_args_is_help=True,
+    context_settings=HELP,
+)
+data_app = typer.Typer(
+    help="Data preparation stages.\n\nExample: nemotron nano3 data prep pretrain -c tiny",
+    no_args_is_help=True,
+    context_settings=HELP,
+)
+prep_app = typer.Typer(
+    help="Prepare data for a training stage.\n\nExample: nemotron nano3 data prep pretrain -c tiny",
+    no_args_is_help=True,
+    context_settings=HELP,
+)
 app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
 data_app.add_typer(prep_app, name="prep")
 
 
-def _register(group: typer.Typer, name: str, spec, usage: str) -> None:
-    group.command(name, context_settings=EXTRA_ARGS, epilog=stage_epilog(spec, usage))(
-        make_stage_command(spec, usage)
-    )
+def _register(group: typer.Typer, name: str, spec: StageSpec, usage: str) -> None:
+    group.command(name, context_settings=EXTRA_ARGS, epilog=stage_epilog(spec, usage))(make_stage_command(spec, usage))
 
 
 _register(prep_app, "pretrain", NANO3_DATA_PREP_PRETRAIN, "nemotron nano3 data prep pretrain")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 from rich.console import Console
 
@@ -15,11 +16,12 @@ def fail(message: str) -> None:
     sys.stderr.flush()
 
 
-def columns(rows: list[tuple[str, ...]]) -> None:
+def columns(rows: Sequence[Sequence[str]]) -> None:
     """Plain aligned columns (like squeue): nothing is truncated in pipes or narrow terminals."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        literal("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+        # `widths` covers all but the last cell, which is written unpadded after the zip.
+        literal("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
 
 
 def literal(text: str) -> None:

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import re
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from nemotron.execution.local_backend import LocalBackend
+    from nemotron.execution.records import JobRecord
+    from nemotron.execution.slurm_backend import SlurmJobControl
+    from nemotron.execution.states import JobState
 
 PROGRESS = re.compile(r"^progress: (\d+)/(\d+) (\w+), (.*)$")
 BAR_WIDTH = 24
 
 
-def follow_to_stdout(control, record):
+def follow_to_stdout(control: LocalBackend | SlurmJobControl, record: JobRecord) -> JobState:
     """Stream a job's log to stdout (progress lines as a bar on a terminal) until it ends; its state."""
     import sys
 
     from nemotron.execution.follow import follow
 
     writer = ProgressAwareWriter(sys.stdout)
+    # follow() only calls write/flush, which ProgressAwareWriter has; it is not a full TextIO.
     state = follow(control, record, out=writer)  # type: ignore[arg-type]
     writer.close()
     return state

@@ -7,16 +7,23 @@ from pathlib import Path
 
 from nemotron.artifacts import Artifact, ArtifactError, ArtifactKind, FileRegistry, Lineage
 from nemotron.artifacts.file_registry import Staging
-from nemotron.artifacts.types import installed_versions
 from nemotron.artifacts.kinds import PretrainDataMeta, TokenCounts, TokenizerInfo
 from nemotron.artifacts.mirrors import Mirror, publish_with_mirrors
+from nemotron.artifacts.types import installed_versions
 from nemotron.data.pretrain_prep import PrepResult
 from nemotron.stages.data_prep_request import DataPrepPlan
 from nemotron.stages.runtime import JobContext
 
 
-def publish_pretrain_data(registry: FileRegistry, mirrors: list[Mirror], staging: Staging, plan: DataPrepPlan,
-                          result: PrepResult, context: JobContext, stage: str) -> Artifact:
+def publish_pretrain_data(
+    registry: FileRegistry,
+    mirrors: list[Mirror],
+    staging: Staging,
+    plan: DataPrepPlan,
+    result: PrepResult,
+    context: JobContext,
+    stage: str,
+) -> Artifact:
     """Publish blend.json (in the version) referencing the shards in place (no copies)."""
     import nemotron
     from nemotron.data.indexed_writer import token_dtype
@@ -62,7 +69,9 @@ def publish_pretrain_data(registry: FileRegistry, mirrors: list[Mirror], staging
             git_commit=context.git_commit,
             package_version=nemotron.__version__,
             inputs=tuple(d.path for d in request.blend.datasets) + (f"tokenizer:{plan.tokenizer.name_or_path}",),
-            packages=installed_versions("nemotron", "tokenizers", "transformers", "gigatoken", "numpy", "megatron-core"),
+            packages=installed_versions(
+                "nemotron", "tokenizers", "transformers", "gigatoken", "numpy", "megatron-core"
+            ),
         ),
         metadata=metadata,
         files={"blend": "blend.json"},
