@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
-from nemotron.config import ConfigError, LoadedConfig, list_configs, load_config, resolve_config_path
+from nemotron.config import ConfigError, LoadedConfig, list_configs, load_config, resolve_config_path, to_dataclass
 
 
 @pytest.fixture
@@ -103,6 +104,44 @@ def test_load_config_is_frozen(config_dir):
 def test_load_config_override_errors_are_strict(config_dir):
     with pytest.raises(ConfigError, match="did you mean 'train.iters'"):
         load_config("tiny", config_dir, ["train.itres=3"])
+
+
+@dataclass(frozen=True)
+class TrainSchema:
+    iters: int
+    lr: float
+
+
+@dataclass(frozen=True)
+class TokenizerSchema:
+    name: str
+
+
+@dataclass(frozen=True)
+class RecipeSchema:
+    train: TrainSchema
+    tokenizer: TokenizerSchema
+
+
+def test_load_config_does_not_judge_override_types(config_dir):
+    loaded = load_config("tiny", config_dir, ["train.iters=abc", "tokenizer.name=true"])  # no error here
+    assert OmegaConf.to_container(loaded.cfg) == {"train": {"iters": "abc", "lr": 0.1}, "tokenizer": {"name": True}}
+
+
+def test_override_type_is_checked_once_by_the_schema(config_dir):
+    loaded = load_config("tiny", config_dir, ["train.iters=abc"])
+    with pytest.raises(ConfigError) as info:
+        to_dataclass(loaded.cfg, RecipeSchema, source=str(loaded.path))
+    assert str(info.value).splitlines() == [
+        f"invalid config from {loaded.path}: key 'train.iters' expects int, got str 'abc'; give a whole number."
+    ]
+
+
+def test_override_parsing_still_reads_values_like_the_yaml(config_dir):
+    loaded = load_config("tiny", config_dir, ["train.lr=1", "tokenizer.name=007"])
+    built = to_dataclass(loaded.cfg, RecipeSchema, source=str(loaded.path))
+    assert built.train.lr == 1.0 and isinstance(built.train.lr, float)
+    assert built.tokenizer.name == "007"  # digits as typed, not 7
 
 
 def test_import_does_not_pull_heavy_modules():

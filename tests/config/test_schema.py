@@ -151,19 +151,42 @@ def test_unknown_key_in_list_of_dataclasses():
 
 
 def test_wrong_type_int():
-    assert "key 'model.hidden' expects int, got str 'big'" in problems(with_(model__hidden="big"))
+    assert "key 'model.hidden' expects int, got str 'big'; give a whole number." in problems(with_(model__hidden="big"))
+
+
+def test_a_problem_at_a_key_an_override_set_names_the_override():
+    data = with_(model__hidden="big", iters=True)
+    with pytest.raises(ConfigError) as info:
+        to_dataclass(OmegaConf.create(data), Recipe, source="tiny.yaml", overrides=("model.hidden=big", "lr=0.1"))
+    message = str(info.value)
+    assert (
+        "key 'model.hidden' expects int, got str 'big'; give a whole number (set by the override 'model.hidden=big')."
+        in message
+    )
+    assert "key 'iters' expects int, got bool True; give a whole number." in message  # from the YAML: no override named
+    assert message.count("set by the override") == 1
 
 
 def test_bool_is_not_int():
-    assert "key 'iters' expects int, got bool True" in problems(with_(iters=True))
+    assert "key 'iters' expects int, got bool True; give a whole number." in problems(with_(iters=True))
 
 
 def test_wrong_type_bool():
-    assert "key 'model.tied' expects bool, got int 1" in problems(with_(model__tied=1))
+    assert "key 'model.tied' expects bool, got int 1; give true or false." in problems(with_(model__tied=1))
 
 
 def test_wrong_type_str():
-    assert "key 'model.name' expects str, got list [1]" in problems(with_(model__name=[1]))
+    msg = problems(with_(model__name=[1]))
+    assert "key 'model.name' expects str, got list [1]; quote the value to pass it as a string." in msg
+
+
+def test_bool_for_str_says_quote_it():
+    msg = problems(with_(model__name=True))
+    assert "key 'model.name' expects str, got bool True; quote the value to pass it as a string." in msg
+
+
+def test_wrong_type_float():
+    assert "key 'optim.lr' expects float, got str 'fast'; give a number." in problems(with_(optim__lr="fast"))
 
 
 def test_int_accepted_for_str():
@@ -175,7 +198,9 @@ def test_wrong_type_list_item():
 
 
 def test_wrong_type_list():
-    assert "key 'model.layers' expects list[int], got int 3" in problems(with_(model__layers=3))
+    assert "key 'model.layers' expects list[int], got int 3; give a list like [a, b]." in problems(
+        with_(model__layers=3)
+    )
 
 
 def test_wrong_type_nested_dataclass():
@@ -193,7 +218,7 @@ def test_wrong_tuple_length():
 
 
 def test_optional_rejects_other_types():
-    assert "key 'seed' expects int or null, got str 'x'" in problems(with_(seed="x"))
+    assert "key 'seed' expects int or null, got str 'x'; give a whole number." in problems(with_(seed="x"))
 
 
 def test_literal_value_must_be_a_choice():
@@ -271,8 +296,9 @@ class Unions:
 def test_union_takes_first_fitting_member():
     assert to_dataclass({"either": "x"}, Unions, source="s").either == "x"
     assert to_dataclass({"either": 3}, Unions, source="s").either == 3
-    with pytest.raises(ConfigError, match="key 'either' expects int or str, got list"):
+    with pytest.raises(ConfigError) as info:
         to_dataclass({"either": [1]}, Unions, source="s")
+    assert str(info.value).endswith("key 'either' expects int or str, got list [1].")  # no single way to fix
 
 
 def test_optional_nested_dataclass():

@@ -166,9 +166,15 @@ def test_bad_invocations_fail_before_running_with_helpful_messages(run_cli, nemo
     assert "tokenizer.nme" in err
     assert "did you mean 'tokenizer.name_or_path'" in err
 
-    err = assert_rejected_before_running(run_cli(*PREP, "-c", "tiny", "batch_size=abc"), nemotron_home)
-    assert "batch_size" in err and "abc" in err
-    assert "int" in err
+    # an override's type is judged once, by the stage's schema: one error line, exit code 2
+    for extra in ((), ("--dry-run",)):
+        done = run_cli(*PREP, "-c", "tiny", *extra, "batch_size=abc")
+        err = assert_rejected_before_running(done, nemotron_home)
+        assert done.returncode == 2, done.stderr
+        assert len([line for line in done.stderr.splitlines() if line.startswith("error:")]) == 1, done.stderr
+        assert "error: invalid config from " in err
+        assert "key 'batch_size' expects int, got str 'abc'; give a whole number" in err
+        assert "(set by the override 'batch_size=abc')" in err
 
     err = assert_rejected_before_running(run_cli(*PREP, "-c", "tinyy"), nemotron_home)
     assert "tinyy" in err and "did you mean 'tiny'" in err

@@ -24,10 +24,12 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str], *, source: str = 
 
     Grammar and value parsing are Hydra's (``key=value``, ``+key=value``,
     ``++key=value``, ``~key``, ``~key=value``). Unlike Hydra, changing a key that
-    does not exist, adding one that does, deleting one that does not, and giving a
-    value whose type does not fit the current value are all errors. Interpolations
-    (``${...}``) are stored unresolved. ``source`` names where the overrides came from
-    in error messages.
+    does not exist, adding one that does, and deleting one that does not are errors.
+    Value types are not judged here: a value is read like the current one where that
+    changes its meaning (an int for a float key becomes a float; a number for a string
+    key keeps its digits as typed) and otherwise kept as parsed, for the stage's schema
+    (``to_dataclass``) to check once. Interpolations (``${...}``) are stored unresolved.
+    ``source`` names where the overrides came from in error messages.
     """
     from omegaconf import OmegaConf
 
@@ -153,7 +155,7 @@ def _apply_one(data: dict[Any, Any], override: Override, text: str, source: str)
             )
         )
     if exists:
-        new = _fit_type(current, value, override, text, key, source)
+        new = _read_like(current, value, override)
         if isinstance(current, dict) and isinstance(new, dict):
             _deep_merge(current, new)  # Hydra merges a dict value into an existing dict
         else:
@@ -216,49 +218,24 @@ def _add(data: dict[Any, Any], parts: list[str], value: Any, text: str, source: 
     node[parts[-1]] = value
 
 
-def _fit_type(current: Any, new: Any, override: Override, text: str, key: str, source: str) -> Any:
-    """Return ``new`` converted to fit the type of ``current``, or raise ConfigError."""
+def _read_like(current: Any, new: Any, override: Override) -> Any:
+    """Read ``new`` the way the current value is read; judging its type is the schema's job.
+
+    Only conversions that change how a value is read happen here: an int given for a
+    float becomes a float, and a number given for a string keeps its digits as typed
+    (``name=007`` is ``"007"``, not 7). Any other value is returned as parsed, fitting or
+    not: the stage's schema (``nemotron.config.to_dataclass``) checks every type once,
+    after interpolations are resolved, and names the key, the expected type and the fix.
+    """
     if new is None or current is None or _is_placeholder(current) or _is_interpolation(new):
         return new
-    hint = ""
-    if isinstance(current, bool):
-        if isinstance(new, bool):
-            return new
-        expected = "bool"
-        hint = "; give true or false"
-    elif isinstance(current, int):
-        if isinstance(new, int) and not isinstance(new, bool):
-            return new
-        expected = "int"
-        hint = "; give a whole number"
-    elif isinstance(current, float):
-        if isinstance(new, (int, float)) and not isinstance(new, bool):
-            return float(new)
-        expected = "float"
-        hint = "; give a number"
-    elif isinstance(current, str):
-        if isinstance(new, str):
-            return new
-        if isinstance(new, (int, float)) and not isinstance(new, bool):
-            return _number_text(override, new)  # e.g. name=123 keeps the digits as typed
-        expected = "str"
-        hint = f"; quote the value ({key}='{_value_text(text)}') to pass it as a string"
-    elif isinstance(current, list):
-        if isinstance(new, list):
-            return new
-        expected = "list"
-        hint = f"; give a list ({key}=[a,b])"
-    elif isinstance(current, dict):
-        if isinstance(new, dict):
-            return new
-        expected = "dict"
-        hint = f"; give a dict ({key}={{k:v}}) or change its keys one by one ({key}.k=v)"
-    else:  # values of other types (e.g. enums from structured configs) are not checked here
-        return new
-    raise ConfigError(
-        f"{source} override '{text}': key '{key}' expects {expected} (current value "
-        f"{_show(current)}), got {_type_name(new)} {_show(new)}{hint}."
-    )
+    if isinstance(new, bool) or not isinstance(new, (int, float)):
+        return new  # bools, strings, lists and dicts are kept as parsed; a misfit is the schema's to report
+    if isinstance(current, float):
+        return float(new)  # lr=1 is 1.0
+    if isinstance(current, str):
+        return _number_text(override, new)  # e.g. name=123 keeps the digits as typed
+    return new
 
 
 def _number_text(override: Override, value: int | float) -> str:
@@ -332,11 +309,6 @@ def _is_placeholder(value: Any) -> bool:
 def _value_text(text: str) -> str:
     """The value part of an override as typed ('a.b=x y' -> 'x y')."""
     return text.split("=", 1)[1] if "=" in text else ""
-
-
-def _type_name(value: Any) -> str:
-    """A YAML-flavoured type name for messages."""
-    return "null" if value is None else type(value).__name__
 
 
 def _show(value: Any) -> str:

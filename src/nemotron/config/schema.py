@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -18,14 +19,16 @@ T = TypeVar("T")
 
 _MISSING_VALUE = "???"  # omegaconf.MISSING
 _INVALID = object()  # returned by _convert after recording a problem
+_PROBLEM_KEY = re.compile(r"^key '([^']+)'")  # how a problem at a dotted key begins
 
 
-def to_dataclass(cfg: Any, schema: type[T], *, source: str) -> T:
+def to_dataclass(cfg: Any, schema: type[T], *, source: str, overrides: Sequence[str] = ()) -> T:
     """Return ``schema`` built from ``cfg`` (a DictConfig or a plain mapping).
 
     Interpolations are resolved first. Every problem found (unknown keys with
     suggestions, wrong types, values outside a Literal, missing required keys) is
-    reported in one ConfigError that names ``source`` and the full dotted keys.
+    reported in one ConfigError that names ``source`` and the full dotted keys; a
+    problem at a key that one of ``overrides`` (``key=value`` as given) set names it.
     Supported field types: int, float (ints accepted), bool, str (ints accepted),
     Path, Enum, Any, Optional/Union, Literal, list/Sequence, tuple, dict/Mapping
     and nested dataclasses.
@@ -42,12 +45,25 @@ def to_dataclass(cfg: Any, schema: type[T], *, source: str) -> T:
         raise ConfigError(f"invalid config from {source}: expected a mapping, got {_show(cfg)}.")
     problems: list[str] = []
     result = _convert(data, schema, "", problems)
+    problems = [_with_origin(problem, overrides) for problem in problems]
     if problems:
         if len(problems) == 1:
             raise ConfigError(f"invalid config from {source}: {problems[0]}")
         listed = "\n".join(f"  - {p}" for p in problems)
         raise ConfigError(f"invalid config from {source} ({len(problems)} problems):\n{listed}")
     return typing.cast(T, result)
+
+
+def _with_origin(problem: str, overrides: Sequence[str]) -> str:
+    """``problem`` followed by the command-line override that set its key, when one did."""
+    match = _PROBLEM_KEY.match(problem)
+    if match is None:
+        return problem
+    for text in reversed(overrides):  # the last override of a key wins
+        if text.partition("=")[0].lstrip("+~") == match.group(1):
+            body, dot, _ = problem.rpartition(".") if problem.endswith(".") else (problem, "", "")
+            return f"{body} (set by the override '{text}'){dot}"
+    return problem
 
 
 def _convert(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
@@ -226,8 +242,31 @@ def _type_hints(tp: type) -> dict[str, Any]:
 
 
 def _type_problem(key: str, tp: Any, value: Any) -> str:
-    """The 'expects X, got Y' message."""
-    return f"key '{key or '<root>'}' expects {_label(tp)}, got {_type_name(value)} {_show(value)}."
+    """The 'expects X, got Y; fix' message (the one type check of YAML values and overrides alike)."""
+    return f"key '{key or '<root>'}' expects {_label(tp)}, got {_type_name(value)} {_show(value)}{_type_hint(tp)}."
+
+
+def _type_hint(tp: Any) -> str:
+    """How to write a value of type ``tp`` ("; give a whole number"), or "" when there is no one way."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _type_hint(typing.get_args(tp)[0])
+    if origin is Union or origin is types.UnionType:
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _type_hint(members[0]) if len(members) == 1 else ""
+    if tp is bool:
+        return "; give true or false"
+    if tp is int:
+        return "; give a whole number"
+    if tp is float:
+        return "; give a number"
+    if tp is str:  # e.g. name=true or name: [a]; quotes keep it text
+        return "; quote the value to pass it as a string"
+    if origin in (list, tuple, Sequence) or tp in (list, tuple, Sequence):
+        return "; give a list like [a, b]"
+    if origin in (dict, Mapping) or tp in (dict, Mapping):
+        return "; give a mapping like {k: v}"
+    return ""
 
 
 def _label(tp: Any) -> str:

@@ -66,7 +66,9 @@ def prepare(request: LaunchRequest) -> PreparedJob:
     with artifact_registry(registry):
         config = resolved_container(loaded.cfg, source=str(loaded.path))
     config, artifact_refs = resolve_references(config, registry)
-    typed: object = to_dataclass(OmegaConf.create(config), stage.load_schema(), source=str(loaded.path))
+    typed: object = to_dataclass(
+        OmegaConf.create(config), stage.load_schema(), source=str(loaded.path), overrides=loaded.overrides
+    )
     profile = env_file.profile(request.profile) if request.profile else Profile.default_local()
     stage.run_preflight(typed, profile)  # e.g. heads vs hidden, parallel sizes vs the world: before any work
     name = new_job_name(stage.family, stage.key)
