@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from nemotron.artifacts import Artifact, ArtifactError, ArtifactKind, FileRegistry, Lineage
+from nemotron.artifacts import Artifact, ArtifactError, ArtifactKind, FileRegistry
 from nemotron.artifacts.file_registry import Staging
 from nemotron.artifacts.kinds import PretrainDataMeta, TokenCounts, TokenizerInfo
 from nemotron.artifacts.mirrors import Mirror, publish_with_mirrors
-from nemotron.artifacts.types import installed_versions
 from nemotron.data.pretrain_prep import PrepResult
 from nemotron.stages.data_prep_request import DataPrepPlan
 from nemotron.stages.runtime import JobContext
@@ -25,7 +24,6 @@ def publish_pretrain_data(
     stage: str,
 ) -> Artifact:
     """Publish blend.json (in the version) referencing the shards in place (no copies)."""
-    import nemotron
     from nemotron.data.indexed_writer import token_dtype
 
     request = plan.request
@@ -61,17 +59,10 @@ def publish_pretrain_data(
         mirrors,
         staging,
         kind=ArtifactKind.PRETRAIN_DATA,
-        lineage=Lineage(
-            stage=stage,
-            job_name=context.job_name,
-            job_id=context.job_id,
-            config_sha256=context.config_sha256,
-            git_commit=context.git_commit,
-            package_version=nemotron.__version__,
-            inputs=tuple(d.path for d in request.blend.datasets) + (f"tokenizer:{plan.tokenizer.name_or_path}",),
-            packages=installed_versions(
-                "nemotron", "tokenizers", "transformers", "gigatoken", "numpy", "megatron-core"
-            ),
+        lineage=context.lineage(
+            stage,
+            (*(d.path for d in request.blend.datasets), f"tokenizer:{plan.tokenizer.name_or_path}"),
+            ("nemotron", "tokenizers", "transformers", "gigatoken", "numpy", "megatron-core"),
         ),
         metadata=metadata,
         files={"blend": "blend.json"},

@@ -7,10 +7,9 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nemotron.artifacts import Artifact, ArtifactKind, FileRegistry, Lineage
+from nemotron.artifacts import Artifact, ArtifactKind, FileRegistry
 from nemotron.artifacts.kinds import ModelCheckpointMeta, TokenizerInfo
 from nemotron.artifacts.mirrors import Mirror, publish_with_mirrors
-from nemotron.artifacts.types import installed_versions
 from nemotron.stages.runtime import JobContext
 
 if TYPE_CHECKING:
@@ -56,7 +55,6 @@ def publish_model_checkpoint(
     loss: float | None,
 ) -> Artifact:
     """Publish the checkpoint folder `checkpoint` (an iter_XXXXXXX folder) as the next version of `name`."""
-    import nemotron
 
     state = metadata["train_state"]
     tokenizer = metadata.get("tokenizer")
@@ -85,16 +83,7 @@ def publish_model_checkpoint(
             mirrors,
             staging,
             kind=ArtifactKind.MODEL_CHECKPOINT,
-            lineage=Lineage(
-                stage=stage,
-                job_name=context.job_name,
-                job_id=context.job_id,
-                config_sha256=context.config_sha256,
-                git_commit=context.git_commit,
-                package_version=nemotron.__version__,
-                inputs=inputs,
-                packages=installed_versions("nemotron", "torch", "megatron-core", "numpy"),
-            ),
+            lineage=context.lineage(stage, inputs, ("nemotron", "torch", "megatron-core", "numpy")),
             metadata=meta,
             files={"checkpoint": CHECKPOINT_SUBDIR},
         )

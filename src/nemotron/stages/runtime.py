@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from nemotron.errors import run_reporting_errors
+
+if TYPE_CHECKING:
+    from nemotron.artifacts import Lineage
 
 T = TypeVar("T")
 
@@ -26,6 +29,23 @@ class JobContext:
     phase: str | None = None  # set when a job runs in parts (e.g. "shards" array, then "finalize")
     array_index: int = 0  # this Slurm array task's index and the array's size
     array_count: int = 1
+
+    def lineage(self, stage: str, inputs: Sequence[str], packages: Sequence[str]) -> Lineage:
+        """The lineage of what this job publishes: the job, its config and code, `inputs`, `packages`' versions."""
+        import nemotron
+        from nemotron.artifacts import Lineage
+        from nemotron.artifacts.types import installed_versions
+
+        return Lineage(
+            stage=stage,
+            job_name=self.job_name,
+            job_id=self.job_id,
+            config_sha256=self.config_sha256,
+            git_commit=self.git_commit,
+            package_version=nemotron.__version__,
+            inputs=tuple(inputs),
+            packages=installed_versions(*packages),
+        )
 
 
 def load_stage_config(
