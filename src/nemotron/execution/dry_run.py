@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import shlex
 
 from nemotron.execution.launcher import PreparedJob, local_python
 
@@ -49,7 +50,7 @@ def render_dry_run(prepared: PreparedJob) -> str:
         sections.append((f"executor ({profile.executor})", OmegaConf.to_yaml(OmegaConf.create(executor)).rstrip()))
         if profile.executor == "local":  # on one line, as it will run (YAML would fold it)
             command = job.command(local_python(profile), config_path, profile.nproc_per_node)
-            sections.append(("command", " ".join(command)))
+            sections.append(("command", shlex.join(command)))
     body = "\n\n".join(f"--- {title} ---\n{text}" for title, text in sections)
     body += "\n\n--- dry run: nothing was written or submitted ---\n"
     return redact_text(body, list(job.secret_env.values()))

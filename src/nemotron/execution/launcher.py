@@ -138,7 +138,9 @@ def backend_for(profile: Profile, profile_name: str | None) -> LocalBackend | Sl
     if profile.executor == "local":
         from nemotron.execution.local_backend import LocalBackend
 
-        return LocalBackend(profile_name, local_python(profile), profile.setup, profile.nproc_per_node)
+        return LocalBackend(
+            profile_name, local_python(profile), profile.setup, profile.nproc_per_node, profile.public_env_vars()
+        )
     if profile.executor == "slurm":
         from nemotron.execution.slurm_backend import SlurmBackend
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 
 from nemotron.config.job_files import CONFIG_FILE, write_job_files
@@ -21,6 +22,10 @@ from nemotron.execution.states import JobState
 LOG_FILE = "job.log"
 EXIT_FILE = "exit_code"
 CANCELLED_FILE = "cancelled"
+# Kept in JobRecord.details with the pid: which process the pid named when the job started. A pid is
+# reused once its process is gone; it is this job's only while both still match (see `_pid_owner`).
+PID_START_TIME = "pid_start_time"  # field 22 of /proc/<pid>/stat: clock ticks after boot
+BOOT_ID = "boot_id"  # /proc/sys/kernel/random/boot_id: start times count from this boot
 
 
 class LocalBackend:
@@ -34,11 +39,13 @@ class LocalBackend:
         python: str | None = None,
         setup: tuple[str, ...] = (),
         nproc_per_node: int = 1,
+        env_vars: dict[str, str] | None = None,
     ):
         self.profile_name = profile_name
         self.python = python or sys.executable
         self.setup = setup
         self.nproc_per_node = nproc_per_node  # > 1: distributed stages run under torchrun
+        self.env_vars = env_vars or {}  # the profile's public env_vars
 
     def submit(self, job: StageJob) -> JobRecord:
         job_dir = jobs_root() / job.name
@@ -56,7 +63,8 @@ class LocalBackend:
                 f'echo "$code" > {EXIT_FILE}.tmp && mv {EXIT_FILE}.tmp {EXIT_FILE}',
             ]
         )
-        env = {**os.environ, **job.env, "PYTHONUNBUFFERED": "1"}
+        # values reach the job through the process environment, never through the script's text
+        env = {**os.environ, **self.env_vars, **job.env, "PYTHONUNBUFFERED": "1"}
         process = subprocess.Popen(
             ["bash", "-c", script],
             cwd=job_dir,
@@ -75,7 +83,7 @@ class LocalBackend:
             submitted_at=datetime.now().isoformat(timespec="seconds"),
             job_dir=str(job_dir),
             log_dir=str(job_dir),
-            details={"config": str(job_dir / CONFIG_FILE)},
+            details={"config": str(job_dir / CONFIG_FILE), **process_identity(process.pid)},
         )
         save_record(record)
         return record
@@ -87,15 +95,23 @@ class LocalBackend:
         exit_file = job_dir / EXIT_FILE
         if exit_file.exists():
             return JobState.COMPLETED if exit_file.read_text().strip() == "0" else JobState.FAILED
-        if _alive(int(record.job_id)):
+        owner, _ = _pid_owner(record)
+        if owner is _Owner.OURS:
             return JobState.RUNNING
         if exit_file.exists():  # it finished between the two checks above
             return self.status(record)
-        return JobState.LOST
+        # A live pid that cannot be checked (a record from before start times were kept) may be the
+        # job or a process that reused its pid: neither RUNNING nor LOST can be said.
+        return JobState.UNKNOWN if owner is _Owner.UNVERIFIED else JobState.LOST
 
     def cancel(self, record: JobRecord) -> None:
-        if self.status(record).is_terminal:
-            raise ExecutionError(f"job {record.name} already ended ({self.status(record).value})")
+        """SIGTERM the job's process group, only while its pid still names the job's own process."""
+        state = self.status(record)
+        if state in (JobState.LOST, JobState.UNKNOWN):
+            _, why = _pid_owner(record)
+            raise ExecutionError(f"job {record.name} not cancelled: {why}; nothing was killed")
+        if state.is_terminal:
+            raise ExecutionError(f"job {record.name} already ended ({state.value})")
         (Path(record.job_dir) / CANCELLED_FILE).write_text(datetime.now().isoformat() + "\n")
         try:
             os.killpg(int(record.job_id), signal.SIGTERM)
@@ -120,3 +136,62 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
     except OSError:
         return True
+
+
+def process_identity(pid: int) -> dict[str, str]:
+    """What tells the process `pid` apart from a later one given the same pid; {} without /proc."""
+    start, boot = _start_time(pid), _boot_id()
+    if start is None or boot is None:
+        return {}
+    return {PID_START_TIME: start, BOOT_ID: boot}
+
+
+class _Owner(Enum):
+    OURS = "ours"  # the recorded process, still running
+    GONE = "gone"  # no such process, or the pid now names another one
+    UNVERIFIED = "unverified"  # a live process, but the record has nothing to check it against
+
+
+def _pid_owner(record: JobRecord) -> tuple[_Owner, str]:
+    """Whether the record's pid still names the job's own process, and why not when it does not."""
+    pid = int(record.job_id)
+    gone = f"its process (pid {pid}) is gone (state {JobState.LOST.value})"
+    if not _alive(pid):
+        return _Owner.GONE, gone
+    start, boot = record.details.get(PID_START_TIME), record.details.get(BOOT_ID)
+    if start is None or boot is None:
+        return _Owner.UNVERIFIED, (
+            f"pid {pid} is alive but cannot be verified as this job's process: the job's record has no "
+            f"process start time (written by an older nemotron, or where /proc is missing). "
+            f"Check with `ps -o pid,lstart,args -p {pid}`; if it is this job, stop it with `kill -TERM -- -{pid}`"
+        )
+    now_boot, now_start = _boot_id(), _start_time(pid)
+    if now_boot is None or now_start is None:
+        if not _alive(pid):  # it ended while we looked
+            return _Owner.GONE, gone
+        return _Owner.UNVERIFIED, f"pid {pid} is alive but its start time cannot be read from /proc"
+    if now_boot != boot:
+        return _Owner.GONE, f"{gone}: the machine has restarted since, and pid {pid} now belongs to another process"
+    if now_start != start:
+        return _Owner.GONE, f"{gone} and pid {pid} now belongs to another process"
+    return _Owner.OURS, ""
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat from field 3 (state) on; the command name before it may hold spaces and ')'."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _start_time(pid: int) -> str | None:
+    fields = _stat_fields(pid)
+    return fields[19] if fields is not None and len(fields) > 19 else None  # field 22: starttime
+
+
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None

@@ -99,14 +99,14 @@ class SlurmBackend:
         import tempfile
 
         tunnel.connect()
-        tunnel.run(f"mkdir -p {posixpath.join(job_dir, LOG_SUBDIR)}")
+        tunnel.run(f"mkdir -p {shlex.quote(posixpath.join(job_dir, LOG_SUBDIR))}")
         with tempfile.TemporaryDirectory() as staging:
             local = Path(staging)
             write_job_files(local, job.config, job.provenance)
             write_secrets_file(local, job.secret_env)
             for name in ("config.yaml", "job.yaml", SECRETS_FILE):
                 tunnel.put(str(local / name), posixpath.join(job_dir, name))
-        tunnel.run(f"chmod 600 {posixpath.join(job_dir, SECRETS_FILE)}")
+        tunnel.run(f"chmod 600 {shlex.quote(posixpath.join(job_dir, SECRETS_FILE))}")
 
 
 class SlurmJobControl:

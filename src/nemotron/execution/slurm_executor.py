@@ -22,6 +22,31 @@ TASK_NAME = "main"  # the one task of a single-phase job
 # would otherwise kill it and fail the job); the stage's processes in the job step act on it.
 BATCH_IGNORES_USR1 = "trap '' USR1"
 
+# Shell quoting. NeMo-Run 0.11 writes most of what it is given into the sbatch script as it is: `export
+# KEY=VALUE` lines, and the srun line's words (its `noquote` is an alias of str, so its shlex.quote never
+# applies): the srun options, the container image and mounts, the log path and the command. nemotron hands
+# it those words quoted already (`_word`), writes the exports itself (`export_lines`), and keeps
+# unquoted only the variables the job expands on purpose: `${SLURM_RESTART_COUNT:-0}` in the log path
+# (slurm_log_paths) and the `$SLURM_*`/rendezvous words of the torchrun line (torchrun._EXPANDED).
+# NeMo-Run's own folder (NEMORUN_HOME, or the SSH profile's job_dir) it also writes unquoted, into the
+# srun line and the sbatch command: that must be a plain path (`_require_plain_path`).
+
+
+def _word(value: str) -> str:
+    """One shell word, quoted as needed (`shlex.quote`)."""
+    return shlex.quote(value)
+
+
+def _command_word(value: str) -> str:
+    """A quoted word of the command NeMo-Run passes through `string.Template.safe_substitute` (its executor
+    macros) before writing it: `$` doubled so that the substitution gives back the quoted word."""
+    return _word(value).replace("$", "$$")
+
+
+def export_lines(env: dict[str, str]) -> list[str]:
+    """`export KEY=VALUE` with each value quoted, names as written (profile names are validated)."""
+    return [f"export {key}={_word(value)}" for key, value in env.items()]
+
 
 @dataclass(frozen=True)
 class SlurmTask:
@@ -64,7 +89,10 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
             f"profile {profile.name!r} ({profile.source}): key 'account' is required for Slurm submissions; "
             'add account = "<your slurm account>"'
         )
+    from nemotron.execution.slurm_log_paths import QuotedSlurmJobDetails  # needs NeMo-Run loaded
+
     job_dir = cluster_job_dir(profile, job.name)
+    _require_plain_path(profile)
     if slurm.ssh:
         tunnel = run.SSHTunnel(
             host=slurm.ssh.host,
@@ -83,7 +111,12 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
         for path in (job_dir.rsplit("/", 1)[0], job.env.get("NEMOTRON_ARTIFACTS_ROOT")):
             if path and not any(m.split(":")[0] == path for m in mounts):
                 mounts.append(f"{path}:{path}")
-    setup = [source_secrets_line(posixpath.join(job_dir, SECRETS_FILE)), *profile.setup]
+    # the exports NeMo-Run would write from env_vars (unquoted, names upper-cased), in its place: first
+    setup = [
+        *export_lines({**profile.public_env_vars(), **job.env}),
+        source_secrets_line(posixpath.join(job_dir, SECRETS_FILE)),
+        *profile.setup,
+    ]
     if not job.single_task:
         setup += RDZV_SETUP
     if job.requeue_signal_seconds:
@@ -102,7 +135,7 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
         executor = run.SlurmExecutor(
             account=slurm.account,
             partition=slurm.partition,
-            job_details=run.SlurmJobDetails(
+            job_details=QuotedSlurmJobDetails(
                 job_name=job.name if len(phases) == 1 else f"{job.name}-{phase.name}",
                 folder=posixpath.join(job_dir, LOG_SUBDIR),
             ),
@@ -117,9 +150,10 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
             constraint=slurm.constraint,
             array=f"0-{phase.array_size - 1}" if phase.array_size else None,
             additional_parameters=parameters or None,
-            container_image=slurm.container_image,
-            container_mounts=mounts if slurm.container_image else [],
-            env_vars={**profile.public_env_vars(), **job.env},
+            container_image=_word(slurm.container_image) if slurm.container_image else None,
+            # NeMo-Run joins the mounts with commas (and adds its own, plain): quoted pieces make one word
+            container_mounts=[_word(m) for m in mounts] if slurm.container_image else [],
+            env_vars={},  # exported by the setup lines, quoted
             setup_lines="\n".join(setup),
             tunnel=tunnel,
             packager=run.Packager(),  # code comes from the image / virtual environment the profile names
@@ -128,18 +162,19 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
             # --chdir wins, so the job runs in its job dir.
             srun_args=_srun_args(job, profile, job_dir, in_container=bool(slurm.container_image)),
         )
+        # NeMo-Run writes `<entrypoint> [-m] <path> <args>` into the srun line as they are: quoted words
         if job.single_task:
             script = run.Script(
-                path=job.entry_module,
-                entrypoint=profile.python,
+                path=_command_word(job.entry_module),
+                entrypoint=_word(profile.python),
                 m=True,
-                args=["--config", config_path, *phase.args],
+                args=[_command_word(arg) for arg in ("--config", config_path, *phase.args)],
             )
-        else:  # NeMo-Run writes the arguments into the srun line as they are: quote the command once
+        else:  # one quoted word: the torchrun line, whose `$SLURM_*` words the job step's bash expands
             command = slurm_torchrun_line(
                 profile.python, profile.processes_per_node(), job.stage_argv(config_path, phase.args)
             )
-            script = run.Script(path="-c", entrypoint="bash", args=[shlex.quote(command)])
+            script = run.Script(path="-c", entrypoint="bash", args=[_command_word(command)])
         tasks.append(SlurmTask(phase.name, executor, script, previous))
     return SlurmPlan(job_dir=job_dir, tasks=tuple(tasks))
 
@@ -156,4 +191,23 @@ def _srun_args(job: StageJob, profile: Profile, job_dir: str, *, in_container: b
             args.append(f"--cpus-per-task={slurm.cpus_per_task * (slurm.ntasks_per_node or 1)}")
     if not in_container:
         args += ["--chdir", job_dir]
-    return args or None
+    return [_word(arg) for arg in args] or None
+
+
+def _require_plain_path(profile: Profile) -> None:
+    """NeMo-Run writes its folder unquoted into the srun line (`--chdir`, container mounts), its `mkdir`
+    and the sbatch command: refuse a folder that a shell would split or expand."""
+    from nemo_run.config import get_nemorun_home  # loaded with `run`
+
+    slurm = profile.slurm
+    if slurm and slurm.ssh:
+        path, where = profile.job_dir or "", f"the job_dir of profile {profile.name!r} ({profile.source})"
+        fix = "set job_dir to a path of letters, digits and / . _ - + : @ % , ="
+    else:
+        path, where = get_nemorun_home(), "NeMo-Run's folder (NEMORUN_HOME)"
+        fix = "set NEMORUN_HOME to such a path (NeMo-Run keeps its sbatch scripts there)"
+    if _word(path) != path:
+        raise ExecutionError(
+            f"{where} is {path!r}: NeMo-Run writes it into shell commands without quotes, so it must not "
+            f"contain spaces or shell characters; {fix}"
+        )
