@@ -167,6 +167,30 @@ def test_a_problem_at_a_key_an_override_set_names_the_override():
     assert message.count("set by the override") == 1
 
 
+def test_an_unknown_key_an_override_added_names_the_override():
+    data = with_(foo={"bar": 1}, model__extra=2)
+    data["optim"]["betas"] = "x"  # from the YAML: no override named
+    overrides = ("+foo.bar=1", "+model.extra=2")
+    with pytest.raises(ConfigError) as info:
+        to_dataclass(OmegaConf.create(data), Recipe, source="tiny.yaml", overrides=overrides)
+    message = str(info.value)
+    assert "unknown key 'foo'." in message and "(set by the override '+foo.bar=1')." in message
+    assert "unknown key 'model.extra'" in message and "(set by the override '+model.extra=2')." in message
+    assert message.count("set by the override") == 2
+
+
+def test_a_problem_under_a_mapping_an_override_added_names_the_override():
+    data = with_(model__hidden="big", optim__lr="fast")
+    overrides = ("model={name: m, hidden: big}", "optim.l=1")
+    with pytest.raises(ConfigError) as info:
+        to_dataclass(OmegaConf.create(data), Recipe, source="tiny.yaml", overrides=overrides)
+    message = str(info.value)
+    assert "key 'model.hidden' expects int" in message
+    assert "(set by the override 'model={name: m, hidden: big}')" in message
+    assert "key 'optim.lr' expects float" in message  # from the YAML: 'optim.l' is not a prefix of 'optim.lr'
+    assert message.count("set by the override") == 1
+
+
 def test_bool_is_not_int():
     assert "key 'iters' expects int, got bool True; give a whole number." in problems(with_(iters=True))
 

@@ -274,3 +274,34 @@ def test_jobs_list_shows_state_at_default_width(run_cli, nemotron_home, monkeypa
     row = next((line for line in listed.stdout.splitlines() if name in line), "")
     assert pid in row
     assert "COMPLETED" in row, listed.stdout
+
+
+def test_unclear_invocations_get_messages_naming_the_key_and_the_fix(run_cli, nemotron_home):
+    """Issue 9 point 8: each message says what, where (key or option) and the fix, on one line."""
+    # a missing data artifact is not an interpolation problem of model.vocab_size
+    done = run_cli("nano3", "pretrain", "-c", "tiny", "--dry-run", timeout=120)
+    err = assert_rejected_before_running(done, nemotron_home)
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "model.vocab_size" not in err and "interpolation" not in err
+    assert f"artifact {ARTIFACT}:latest not found in registry {nemotron_home / 'artifacts'}" in err
+    assert "config key 'run.data'" in err
+    assert "make it with `nemotron nano3 data prep pretrain -c tiny`" in err
+    assert "or set run.data=NAME:VERSION" in err
+
+    # `-c ''` is not the default config
+    for option in ("-c", "--config"):
+        done = run_cli(*PREP, option, "", "--dry-run", timeout=120)
+        err = assert_rejected_before_running(done, nemotron_home)
+        assert "-c/--config is empty" in err and "default, tiny" in err
+
+    # an unknown key an override added is the override's, not the YAML's
+    done = run_cli(*PREP, "-c", "tiny", "--dry-run", "+foo.bar=1", timeout=120)
+    err = assert_rejected_before_running(done, nemotron_home)
+    assert "unknown key 'foo'" in err and "(set by the override '+foo.bar=1')" in err
+
+    # negative counts are rejected at launch, naming the key and the override
+    for override, fix in (("workers=-1", "Use null for one worker per core"), ("max_bad_records=-1", "0 fails on")):
+        done = run_cli(*PREP, "-c", "tiny", "--dry-run", override, timeout=120)
+        err = assert_rejected_before_running(done, nemotron_home)
+        key = override.partition("=")[0]
+        assert f"key '{key}' must be >= " in err and fix in err and f"(set by the override '{override}')" in err

@@ -1,6 +1,6 @@
 """Typed, versioned artifacts with lineage, and the registries that store them."""
 
-from nemotron.artifacts.errors import ArtifactError
+from nemotron.artifacts.errors import ArtifactError, ArtifactNotFoundError
 from nemotron.artifacts.file_registry import FileRegistry, default_registry_root
 from nemotron.artifacts.kinds import (
     ArtifactKind,
@@ -23,6 +23,7 @@ __all__ = [
     "Artifact",
     "ArtifactError",
     "ArtifactKind",
+    "ArtifactNotFoundError",
     "ArtifactRef",
     "FileRegistry",
     "Lineage",

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from nemotron.artifacts.errors import ArtifactError
+from nemotron.artifacts.errors import ArtifactError, ArtifactNotFoundError
 from nemotron.artifacts.kinds import ArtifactKind, metadata_type, parse_metadata
 from nemotron.artifacts.manifest import HASH_LIMIT_BYTES, Manifest, VerifyReport, build_manifest, check_manifest
 from nemotron.artifacts.types import Artifact, ArtifactRef, Lineage, validate_name
@@ -212,7 +212,9 @@ class FileRegistry:
         versions = self._versions(name_dir)
         if not versions:
             existing = ", ".join(self.names()) or "none"
-            raise ArtifactError(f"artifact {ref} not found in registry {self.root}; artifacts there: {existing}")
+            raise ArtifactNotFoundError(
+                f"artifact {ref} not found in registry {self.root}; artifacts there: {existing}", ref=str(ref)
+            )
         if ref.selector == "latest":
             version = versions[-1]
         elif ref.version is not None:
@@ -220,18 +222,20 @@ class FileRegistry:
         else:
             alias_file = name_dir / "aliases" / ref.selector
             if not alias_file.is_file():
-                raise ArtifactError(
+                raise ArtifactNotFoundError(
                     f"artifact {ref} not found: {ref.name} has no alias {ref.selector!r}; "
                     f"versions: {', '.join(f'v{v}' for v in versions)}; aliases: latest"
-                    + "".join(f", {a}" for a in self._aliases(name_dir))
+                    + "".join(f", {a}" for a in self._aliases(name_dir)),
+                    ref=str(ref),
                 )
             text = alias_file.read_text().strip()
             if not _VERSION_DIR.match(text):
                 raise ArtifactError(f"alias file {alias_file} is corrupt ({text[:20]!r}); set it again with `alias`")
             version = int(text[1:])
         if version not in versions:
-            raise ArtifactError(
-                f"artifact {ref} not found; versions of {ref.name}: {', '.join(f'v{v}' for v in versions)}"
+            raise ArtifactNotFoundError(
+                f"artifact {ref} not found; versions of {ref.name}: {', '.join(f'v{v}' for v in versions)}",
+                ref=str(ref),
             )
         return self._load(name_dir / f"v{version}", ref.name, version)
 

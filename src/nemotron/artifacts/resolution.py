@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from nemotron.artifacts.errors import ArtifactError
+from nemotron.artifacts.errors import ArtifactError, ArtifactNotFoundError
 from nemotron.artifacts.types import Artifact, ArtifactRef
 
 RUN_KEY = "run"  # the config section whose values may be artifact references
@@ -90,6 +90,8 @@ def _pin_value(value: Any, full: str, registry: Resolver, found: list[ResolvedRe
         return None
     try:
         artifact = registry.resolve(ref)
+    except ArtifactNotFoundError as err:
+        raise err.at_key(full) from None
     except ArtifactError as err:
         raise ArtifactError(f"config key '{full}': {err}") from None
     found.append(ResolvedRef(full, value.strip(), artifact.ref, artifact.kind.value, artifact.path))

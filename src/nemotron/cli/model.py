@@ -28,9 +28,13 @@ def export_hf_command(
     ref: str = typer.Argument(
         ..., help="a model-checkpoint artifact (name:vN, name:latest) or a checkpoint folder (iter_XXXXXXX)"
     ),
-    out: Path = typer.Argument(..., help="the folder to write (must be empty or absent)"),
+    out: Path = typer.Argument(
+        ..., help="the folder to write (empty or absent; or an earlier export with --overwrite)"
+    ),
     dtype: str = typer.Option("bfloat16", "--dtype", help=f"weight type: {', '.join(DTYPES)}"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace a non-empty OUT folder"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="replace an earlier export in OUT (a folder holding other files is refused)"
+    ),
 ) -> None:
     """Write safetensors + config.json + tokenizer that transformers' AutoModelForCausalLM loads.
 

@@ -22,6 +22,7 @@ def resolved_container(cfg: DictConfig, *, source: str | None = None) -> dict[st
     try:
         data = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
+        _raise_missing_artifact(exc)
         key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or "?"
         raw = _raw_value(cfg, str(key))
         shown = f" = {raw!r}" if raw is not None else ""
@@ -36,6 +37,18 @@ def resolved_container(cfg: DictConfig, *, source: str | None = None) -> dict[st
     # OmegaConf types a container's keys as str | int | Enum | ...; a config's top level is a YAML
     # mapping of section names (strings), as callers assume.
     return cast(dict[str, Any], data)
+
+
+def _raise_missing_artifact(exc: BaseException) -> None:
+    """Re-raise the ArtifactNotFoundError behind an interpolation error: a missing artifact is not fixed
+    by editing the interpolation (its message names the `run.*` key and the fix)."""
+    from nemotron.artifacts.errors import ArtifactNotFoundError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ArtifactNotFoundError):
+            raise seen from None
+        seen = seen.__cause__ or seen.__context__
 
 
 def _raw_value(cfg: DictConfig, key: str) -> Any:

@@ -40,7 +40,7 @@ def _current_registry() -> Resolver:
 
 
 def _art(key_or_ref: str, field: str = "path", *, _root_: Any) -> Any:
-    from nemotron.artifacts import ArtifactError
+    from nemotron.artifacts import ArtifactError, ArtifactNotFoundError
     from nemotron.artifacts.resolution import RUN_KEY, artifact_field
 
     key_or_ref = str(key_or_ref).strip()
@@ -56,6 +56,8 @@ def _art(key_or_ref: str, field: str = "path", *, _root_: Any) -> Any:
         )
     try:
         artifact = _current_registry().resolve(value)
+    except ArtifactNotFoundError as err:  # resolved_container reports it as is (not as an interpolation problem)
+        raise err.at_key(f"{RUN_KEY}.{key_or_ref}") from None
     except ArtifactError as err:
         raise ArtifactError(f"config key '{RUN_KEY}.{key_or_ref}': {err}") from None
     return artifact_field(artifact, str(field).strip())

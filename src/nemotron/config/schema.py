@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 _MISSING_VALUE = "???"  # omegaconf.MISSING
 _INVALID = object()  # returned by _convert after recording a problem
-_PROBLEM_KEY = re.compile(r"^key '([^']+)'")  # how a problem at a dotted key begins
+_PROBLEM_KEY = re.compile(r"^(unknown )?key '([^']+)'")  # how a problem at a dotted key begins
 
 
 def to_dataclass(cfg: Any, schema: type[T], *, source: str, overrides: Sequence[str] = ()) -> T:
@@ -31,7 +31,8 @@ def to_dataclass(cfg: Any, schema: type[T], *, source: str, overrides: Sequence[
     problem at a key that one of ``overrides`` (``key=value`` as given) set names it.
     Supported field types: int, float (ints accepted), bool, str (ints accepted),
     Path, Enum, Any, Optional/Union, Literal, list/Sequence, tuple, dict/Mapping
-    and nested dataclasses.
+    and nested dataclasses. A schema's ``__post_init__`` may raise TypeError/ValueError; one whose
+    message starts "key '<field>'" is reported at that field's full dotted key.
     """
     if not (isinstance(schema, type) and dataclasses.is_dataclass(schema)):
         raise TypeError(f"to_dataclass needs a dataclass type as schema, got {schema!r}")
@@ -55,15 +56,27 @@ def to_dataclass(cfg: Any, schema: type[T], *, source: str, overrides: Sequence[
 
 
 def _with_origin(problem: str, overrides: Sequence[str]) -> str:
-    """``problem`` followed by the command-line override that set its key, when one did."""
+    """``problem`` followed by the command-line override that set its key, when one did.
+
+    An override sets its key and everything under it (``model={...}`` sets ``model.hidden``); an
+    unknown key is also the override's when the override added something under it (``+foo.bar=1``
+    makes ``foo`` an unknown key).
+    """
     match = _PROBLEM_KEY.match(problem)
     if match is None:
         return problem
+    unknown, key = match.group(1) is not None, match.group(2)
     for text in reversed(overrides):  # the last override of a key wins
-        if text.partition("=")[0].lstrip("+~") == match.group(1):
+        target = text.partition("=")[0].lstrip("+~")
+        if _is_under(key, target) or (unknown and _is_under(target, key)):
             body, dot, _ = problem.rpartition(".") if problem.endswith(".") else (problem, "", "")
             return f"{body} (set by the override '{text}'){dot}"
     return problem
+
+
+def _is_under(key: str, prefix: str) -> bool:
+    """``key`` is ``prefix`` or a key inside it (``a.b`` and ``a[0]`` are under ``a``; ``ab`` is not)."""
+    return key == prefix or key.startswith((f"{prefix}.", f"{prefix}["))
 
 
 def _convert(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
@@ -160,7 +173,11 @@ def _convert_dataclass(value: Any, tp: type, key: str, problems: list[str]) -> A
     try:
         return tp(**kwargs)
     except (TypeError, ValueError) as exc:  # __post_init__ validation in the schema
-        problems.append(f"key '{key or '<root>'}' ({_label(tp)}): {exc}")
+        own = _PROBLEM_KEY.match(str(exc))  # "key 'field' ...": a problem at one of tp's own fields
+        if own and own.group(1) is None:
+            problems.append(f"key '{_join(key, own.group(2))}'{str(exc)[own.end() :]}")
+        else:
+            problems.append(f"key '{key or '<root>'}' ({_label(tp)}): {exc}")
         return _INVALID
 
 

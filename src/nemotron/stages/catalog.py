@@ -34,6 +34,9 @@ class StageSpec:
     # (nemotron.training.distributed.preemption). Stages that do not handle SIGUSR1 leave this False.
     requeue_on_signal: bool = False
     requeue_signal_seconds: int = 120
+    # config keys naming the artifact a run publishes, the first one set wins (messages about a missing
+    # artifact name the built-in config that makes it)
+    publishes: tuple[str, ...] = ()
 
     @property
     def config_dir(self) -> Path:
@@ -61,6 +64,7 @@ NANO3_DATA_PREP_PRETRAIN = StageSpec(
     config_subdir="nano3/stage0_pretrain/config/data_prep",
     schema="nemotron.stages.data_prep_pretrain:DataPrepPretrainConfig",
     array_size=lambda config: config.array_tasks,
+    publishes=("artifact_name",),
 )
 
 NANO3_PRETRAIN = StageSpec(
@@ -74,8 +78,31 @@ NANO3_PRETRAIN = StageSpec(
     preflight="nemotron.training.run.preflight:check_training_run",
     example_override="train.train_iters=600",
     requeue_on_signal=True,  # the runner's PreemptionWatcher saves; pretrain.py requeues
+    publishes=("artifact_name", "run_name"),  # artifact_name null: the run's name
 )
 
 STAGES: dict[str, StageSpec] = {
     f"{spec.family}/{spec.key}": spec for spec in (NANO3_DATA_PREP_PRETRAIN, NANO3_PRETRAIN)
 }
+
+
+def producer_of(artifact_name: str) -> tuple[StageSpec, str] | None:
+    """The stage and built-in config (name) whose run publishes `artifact_name`, or None (reads YAML only)."""
+    from omegaconf import OmegaConf
+
+    from nemotron.config import list_configs, load_config
+    from nemotron.errors import NemotronError
+
+    for spec in STAGES.values():
+        names = list_configs(spec.config_dir)
+        for name in sorted(names, key=lambda n: n != spec.default_config):  # the default config first
+            try:
+                cfg = load_config(name, spec.config_dir).cfg
+                published = next(
+                    (v for v in (OmegaConf.select(cfg, key, default=None) for key in spec.publishes) if v), None
+                )
+            except (NemotronError, ValueError, KeyError):  # OmegaConf's errors are ValueError/KeyError kinds
+                continue
+            if published == artifact_name:
+                return spec, name
+    return None

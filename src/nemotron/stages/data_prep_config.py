@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nemotron.ranges import require_int_in_range
+
 
 @dataclass
 class TokenizerSection:
@@ -45,3 +47,17 @@ class DataPrepPretrainConfig:
     sample: int | None = None  # documents per dataset; published as <artifact_name>-sample
     output_dir: str | None = None  # default: <registry root>/<artifact name>/data/<settings hash>
     array_tasks: int = 0  # on Slurm: a job array of this many tasks, then a finalize job; 0: one job
+
+    def __post_init__(self) -> None:
+        # ValueError("key '<field>' ..."): the schema reports it at the full key, naming the override that set it
+        if self.workers is not None:
+            require_int_in_range(
+                "key 'workers'", self.workers, ValueError, minimum=1, fix="Use null for one worker per core."
+            )
+        require_int_in_range(
+            "key 'max_bad_records'",
+            self.max_bad_records,
+            ValueError,
+            minimum=0,
+            fix="It counts malformed records to skip before failing; 0 fails on the first one.",
+        )

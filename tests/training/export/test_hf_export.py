@@ -267,16 +267,21 @@ def test_tokenizer_is_copied_and_loads(dist, tmp_path):
 
 
 @pytest.mark.integration
-def test_a_non_empty_folder_is_kept_unless_overwrite(dist, tmp_path):
+def test_a_non_empty_folder_is_kept_and_an_earlier_export_replaced_only_with_overwrite(dist, tmp_path):
     model = tiny_model(TINY)
     out_dir = tmp_path / "hf"
     out_dir.mkdir()
     (out_dir / "notes.txt").write_text("keep me")
-    with pytest.raises(ExportError, match=f"{out_dir} is not empty.*overwrite=True"):
-        export_hf(model, TINY, out_dir)
+    for overwrite in (False, True):  # not an earlier export: --overwrite does not delete it either
+        with pytest.raises(ExportError, match=f"{out_dir} is not empty and is not an earlier export"):
+            export_hf(model, TINY, out_dir, overwrite=overwrite)
     assert (out_dir / "notes.txt").read_text() == "keep me"
+    (out_dir / "notes.txt").unlink()
+    export_hf(model, TINY, out_dir)
+    with pytest.raises(ExportError, match=f"{out_dir} holds an earlier export; .*pass --overwrite"):
+        export_hf(model, TINY, out_dir)
     export_hf(model, TINY, out_dir, overwrite=True)
-    assert not (out_dir / "notes.txt").exists() and (out_dir / "model.safetensors").is_file()
+    assert (out_dir / "model.safetensors").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ class TrainingDataConfig:
     when needed); 0 skips a split. `cache_dir` receives megatron's index caches (shuffle/sample/blend
     indices): it must be
     outside the data, and on storage every rank can read when training on several nodes.
+    `iters_keys` names, per split, the stage's config key that sets `<split>_iters` (e.g. pretraining's
+    valid split is `train.eval_iters`), so messages name what the user can change.
     """
 
     seq_length: int
@@ -47,6 +49,7 @@ class TrainingDataConfig:
     num_workers: int = 0
     eod_mask_loss: bool = False
     mmap: bool = True
+    iters_keys: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if (self.artifact_ref is None) == (self.blend_path is None):
@@ -56,8 +59,9 @@ class TrainingDataConfig:
             )
         for key in ("seq_length", "global_batch_size", "micro_batch_size"):
             require_positive_int(f"training data: {key}", getattr(self, key), TrainingDataError)
-        for key in ("train_iters", "valid_iters", "test_iters", "num_workers"):
-            require_non_negative_int(f"training data: {key}", getattr(self, key), TrainingDataError)
+        for split in SPLITS:
+            require_non_negative_int(f"training data: {self.iters_key(split)}", self.iters(split), TrainingDataError)
+        require_non_negative_int("training data: num_workers", self.num_workers, TrainingDataError)
         if self.global_batch_size % self.micro_batch_size:
             raise TrainingDataError(
                 f"training data: global_batch_size ({self.global_batch_size}) must be a multiple of "
@@ -71,6 +75,10 @@ class TrainingDataConfig:
     def iters(self, split: str) -> int:
         """Global batches `split` must provide."""
         return {"train": self.train_iters, "valid": self.valid_iters, "test": self.test_iters}[split]
+
+    def iters_key(self, split: str) -> str:
+        """The config key that sets `split`'s iterations, for messages (default `<split>_iters`)."""
+        return self.iters_keys.get(split, f"{split}_iters")
 
     def samples(self, split: str) -> int:
         """Samples megatron must provide for `split`: its iterations x global_batch_size."""
@@ -211,10 +219,13 @@ def requested_blends(cfg: TrainingDataConfig, source: DataSource) -> list[SplitB
             chosen.append(None)
             continue
         if blend is None:
+            key = cfg.iters_key(split)
+            # a stage that names its own key (pretraining's train.eval_iters) may not allow 0: say only the data fix
+            skip = f"set {key}: 0, or " if key == f"{split}_iters" else ""
+            data_fix = f"split.{split}_fraction > 0" if split != "train" else "a train split"
             raise TrainingDataError(
-                f"training data: {split}_iters is {cfg.iters(split)} but split {split!r} of "
-                f"{source.description} is empty; set {split}_iters: 0, or prepare the data with a "
-                f"{split} fraction > 0"
+                f"training data: {key} is {cfg.iters(split)} but split {split!r} of {source.description} is "
+                f"empty; {skip}prepare the data with {data_fix} (nemotron nano3 data prep pretrain)"
             )
         for prefix in blend[0]:
             for suffix in (".bin", ".idx"):
@@ -290,7 +301,8 @@ def build_datasets(
     megatron_tokenizer = load_tokenizer(tokenizer, source)
     blends = requested_blends(cfg, source)
     if not any(blends):
-        raise TrainingDataError("training data: train_iters, valid_iters and test_iters are all 0; nothing to build")
+        keys = ", ".join(cfg.iters_key(split) for split in SPLITS)
+        raise TrainingDataError(f"training data: {keys} are all 0; nothing to build")
     cache_dir = Path(cfg.cache_dir).expanduser().resolve()
     check_cache_dir(cache_dir, source, blends)
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -44,9 +44,15 @@ def unsplit_model_config(info: CheckpointInfo) -> ModelConfig:
 def export_checkpoint_hf(
     ref_or_path: str, out_dir: Path, registry: FileRegistry, *, dtype: str = "bfloat16", overwrite: bool = False
 ) -> Path:
-    """Convert a checkpoint to a Hugging Face folder (safetensors, config, tokenizer); returns out_dir."""
+    """Convert a checkpoint to a Hugging Face folder (safetensors, config, tokenizer); returns out_dir.
+
+    The folder is checked first (empty, absent, or with `overwrite` an earlier export), before any
+    checkpoint is read.
+    """
     from nemotron.training.distributed.parallel import destroy_distributed, init_distributed
-    from nemotron.training.export.hf import check_exportable, export_hf
+    from nemotron.training.export.hf import check_exportable, check_out_dir, export_hf
+
+    check_out_dir(out_dir, overwrite)
     from nemotron.training.model.build import build_model
     from nemotron.training.model.config import ParallelConfig
 

@@ -285,7 +285,7 @@ def export_hf(
     architecture = check_exportable(config)
     torch_dtype = _check_dtype(dtype)
     _check_unsplit(model)
-    _check_out_dir(out_dir, overwrite)
+    check_out_dir(out_dir, overwrite)
     record = _metadata_record(metadata, config, architecture, dtype)
     ids = _token_ids(tokenizer_dir, eod_id=eod_id, bos_id=bos_id, pad_id=pad_id)
     weights = hf_state_dict(model.state_dict(), config, dtype=torch_dtype)
@@ -323,13 +323,43 @@ def _check_unsplit(model: torch.nn.Module) -> None:
             )
 
 
-def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
+def check_out_dir(out_dir: Path, overwrite: bool) -> None:
+    """Refuse an export folder that holds anything but an earlier export, and an earlier one unless `overwrite`.
+
+    An earlier export is recognised by the marker file this exporter writes (METADATA_FILE) next to
+    config.json and the weights, and nothing but the files an export writes: `--overwrite` never
+    deletes files of someone else's.
+    """
+    out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"export folder {out_dir} is a file; choose a folder path")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    others = _not_export_files(out_dir)
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
         raise ExportError(
-            f"export folder {out_dir} is not empty; choose another folder or pass overwrite=True to replace it"
+            f"export folder {out_dir} is not empty and is not an earlier export (it holds {shown}); "
+            "choose a new or empty folder (--overwrite replaces only an earlier export)"
         )
+    if not overwrite:
+        raise ExportError(
+            f"export folder {out_dir} holds an earlier export; choose another folder or pass --overwrite to replace it"
+        )
+
+
+def _not_export_files(out_dir: Path) -> list[str]:
+    """Names in out_dir that an export does not write; every name when its marker, config or weights are missing."""
+    names = sorted(p.name for p in out_dir.iterdir())
+    try:
+        marker = _read_json(out_dir / METADATA_FILE)
+    except (OSError, ValueError):  # unreadable or not JSON: not our marker
+        marker = {}
+    ours = str(marker.get("exporter", "")).startswith("nemotron.")
+    if not ours or "config.json" not in names or not any(n.endswith(".safetensors") for n in names):
+        return names
+    written = {WEIGHTS_FILE, "config.json", "generation_config.json", METADATA_FILE, *TOKENIZER_FILES}
+    return [n for n in names if n not in written]
 
 
 def _metadata_record(

@@ -29,6 +29,7 @@ def _data_config(cfg: PretrainConfig, request: DataRequest) -> TrainingDataConfi
         cache_dir=str(request.run_dir / "data-cache"),
         artifact_ref=cfg.run.data,
         num_workers=train.num_workers,
+        iters_keys={"train": "train.train_iters", "valid": "train.eval_iters"},
     )
 
 
