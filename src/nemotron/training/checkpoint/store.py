@@ -35,6 +35,7 @@ from nemotron.training.checkpoint.layout import (
     remove_tree,
     write_durably,
 )
+from nemotron.training.checkpoint.signals import helpers_keep_out_of_signals
 from nemotron.training.checkpoint.verify import check_request, verify_files
 from nemotron.training.cpu_compat import enable_cpu_compat
 
@@ -101,7 +102,9 @@ def save_checkpoint(
     The data goes to iter_XXXXXXX.partial first; only when every rank has written its part does rank 0
     add nemotron_checkpoint.json, rename the folder and replace `latest`, so an interrupted save leaves
     the previous checkpoint and `latest` untouched. `keep_last` N then deletes all but the newest N
-    complete checkpoints (None keeps all), never the one `latest` names.
+    complete checkpoints (None keeps all), never the one `latest` names. SIGTERM, SIGINT and SIGUSR1
+    sent to the whole process group during the save do not stop its helper processes; this process
+    receives them when the data is written (checkpoint/signals.py).
     """
     root = Path(root)
     info_text = _info_text(root, iteration, metadata, keep_last)
@@ -112,7 +115,8 @@ def save_checkpoint(
         _on_rank0(lambda: _prepare(root, partial), f"preparing {partial}")
         dist.barrier()
         try:
-            dist_checkpointing.save(_copy_structure(sharded_state_dict), str(partial))
+            with helpers_keep_out_of_signals():  # a SIGTERM to the job reaches this process after the save
+                dist_checkpointing.save(_copy_structure(sharded_state_dict), str(partial))
         except Exception as err:
             raise CheckpointError(
                 f"saving checkpoint {partial} failed ({type(err).__name__}: {err}); the previous checkpoint and "

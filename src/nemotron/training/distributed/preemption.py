@@ -17,6 +17,8 @@ the training loop checks them at step boundaries:
 
 SIGUSR1 means "time limit near: save, requeue, exit"; SIGTERM means "preempted or cancelled: save,
 exit" (with PreemptMode=REQUEUE Slurm requeues the job itself; a cancelled job must not come back).
+A signal that arrives during a checkpoint save does not stop the save's helper processes
+(checkpoint/signals.py): the save completes, then the loop sees the flag.
 """
 
 from __future__ import annotations
