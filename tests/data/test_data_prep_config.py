@@ -42,3 +42,40 @@ def test_valid_counts_load():
 def test_the_override_that_set_a_bad_count_is_named():
     with pytest.raises(ConfigError, match=r"got -1\. Use null .* \(set by the override 'workers=-1'\)\.$"):
         load(overrides=("workers=-1",), workers=-1)
+
+
+# The artifact name is a folder of the registry: a bad one fails when the config is loaded (and so in
+# --dry-run), naming the key, the value and the rule, before any file is written.
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("../../x", "'../../x', which does not start with a letter or digit"),
+        ("", "'', which is empty"),
+        ("a" * 300, "which has 300 characters"),
+        ("a/b", "'a/b', which contains '/'"),
+        ("a b", "'a b', which contains ' '"),
+        (".hidden", "'.hidden', which does not start with a letter or digit"),
+        ("name\n", "which contains '\\n'"),
+    ],
+)
+def test_bad_artifact_names_are_rejected_naming_the_key_and_the_rule(name, problem):
+    with pytest.raises(ConfigError) as caught:
+        load(overrides=(f"artifact_name={name}",), artifact_name=name)
+    message = str(caught.value)
+    assert "\n" not in message.partition(" (set by the override")[0]  # one line (the override is shown as typed)
+    assert message.startswith("invalid config from tiny.yaml: key 'artifact_name' is ")
+    assert problem in message
+    assert "use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 100 characters" in message
+    assert f"(set by the override 'artifact_name={name}')" in message
+
+
+def test_a_sample_name_must_fit_the_length_with_its_suffix():
+    assert load(artifact_name="a" * 100).artifact_name == "a" * 100
+    assert load(artifact_name="a" * 93, sample=10).sample == 10  # a...a-sample: 100 characters
+    with pytest.raises(ConfigError, match=r"key 'artifact_name' has 94 characters; with sample set .* 93 characters"):
+        load(artifact_name="a" * 94, sample=10)
+
+
+@pytest.mark.parametrize("name", ["nano3-pretrain-data-tiny", "data.v2_final", "7b"])
+def test_good_artifact_names_load(name):
+    assert load(artifact_name=name).artifact_name == name

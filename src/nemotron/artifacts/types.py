@@ -10,18 +10,14 @@ from typing import Any
 from nemotron.artifacts.errors import ArtifactError
 from nemotron.artifacts.kinds import ArtifactKind, KindMetadata, parse_metadata
 from nemotron.artifacts.manifest import Manifest
+from nemotron.artifacts.names import validate_artifact_name
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _VERSION_RE = re.compile(r"^v([0-9]+)$")
 
 
 def validate_name(name: str) -> str:
-    """Return `name` if it is a valid artifact name, else raise ArtifactError saying the rule."""
-    if not _NAME_RE.match(name):
-        raise ArtifactError(
-            f"invalid artifact name {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit"
-        )
-    return name
+    """Return `name` if it is a valid artifact name, else raise ArtifactError saying the rule (artifacts.names)."""
+    return validate_artifact_name(name)
 
 
 @dataclass(frozen=True)

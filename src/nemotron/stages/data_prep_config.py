@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nemotron.artifacts.names import NAME_MAX_LENGTH, validate_artifact_name
 from nemotron.ranges import require_int_in_range
+
+SAMPLE_SUFFIX = "-sample"  # a sample run (`sample: N`) publishes <artifact_name>-sample
 
 
 @dataclass
@@ -50,6 +53,14 @@ class DataPrepPretrainConfig:
 
     def __post_init__(self) -> None:
         # ValueError("key '<field>' ..."): the schema reports it at the full key, naming the override that set it
+        # The artifact name is a registry folder (and names the default data folder): checked before any work.
+        validate_artifact_name(self.artifact_name, "artifact_name")
+        if self.sample and len(self.artifact_name) + len(SAMPLE_SUFFIX) > NAME_MAX_LENGTH:
+            raise ValueError(
+                f"key 'artifact_name' has {len(self.artifact_name)} characters; with sample set the artifact is "
+                f"<artifact_name>{SAMPLE_SUFFIX}, which must have at most {NAME_MAX_LENGTH}: "
+                f"shorten artifact_name to {NAME_MAX_LENGTH - len(SAMPLE_SUFFIX)} characters or fewer."
+            )
         if self.workers is not None:
             require_int_in_range(
                 "key 'workers'", self.workers, ValueError, minimum=1, fix="Use null for one worker per core."

@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING
 from nemotron.data.pretrain_prep import PrepRequest
 from nemotron.data.tokenizer import TextTokenizer
 from nemotron.ranges import require_int_in_range
+from nemotron.stages.data_prep_config import SAMPLE_SUFFIX
 
 if TYPE_CHECKING:
     from nemotron.data.blend_spec import BlendSpec
     from nemotron.stages.data_prep_config import DataPrepPretrainConfig
-
-SAMPLE_SUFFIX = "-sample"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nemotron.artifacts.names import validate_artifact_name
 from nemotron.config.errors import ConfigError
 from nemotron.ranges import require_positive_int
 from nemotron.training.loop.divergence import GuardSection
@@ -87,8 +88,12 @@ class TrainingRunConfig:
     tokenizer: str | None = None  # a Hugging Face tokenizer folder; None = the data artifact's tokenizer
 
     def __post_init__(self) -> None:
-        if not self.run_name or "/" in self.run_name or self.run_name.startswith("."):
-            raise ConfigError(f"run_name={self.run_name!r} must be a plain folder name, e.g. nano3-pretrain-tiny")
+        # run_name names the folder runs/<run_name> and, by default, the model artifact; artifact_name a
+        # registry folder: both follow the artifact-name rule, checked when the config is loaded (so in
+        # --dry-run). An InvalidNameError is a ValueError: the schema reports it at the key, with the override.
+        validate_artifact_name(self.run_name, "run_name", example="nano3-pretrain-tiny")
+        if self.artifact_name is not None:
+            validate_artifact_name(self.artifact_name, "artifact_name", example="nano3-pretrain-tiny")
         if self.model.seq_length < 1:
             raise ConfigError(f"model.seq_length={self.model.seq_length!r} must be a positive integer")
 
