@@ -88,12 +88,19 @@ def test_tiny_job_completes_and_publishes(nemotron_home):
     assert not list((artifact.path.parent / ".staging").iterdir())
 
 
+def missing_dataset_blend(folder: Path) -> str:
+    """An override whose job fails: launch reads the blend, only the job opens its (missing) dataset."""
+    blend = folder / "blend.json"
+    blend.write_text('{"datasets": [{"name": "gone", "path": "/nonexistent.jsonl", "weight": 1}]}')
+    return f"blend_path={blend}"
+
+
 def test_failing_job_is_failed(nemotron_home):
-    job = tiny_job("blend_path=/nonexistent.json")
+    job = tiny_job(missing_dataset_blend(nemotron_home))
     state, log, record = run_to_end(LocalBackend(None, sys.executable, ()), job)
     assert state is JobState.FAILED
     assert state.exit_code == 1
-    assert "error: blend file /nonexistent.json does not exist" in log
+    assert "error: " in log and "/nonexistent.jsonl" in log, log
     assert "Traceback" not in log  # a known input error is one line
     assert (Path(record.job_dir) / "exit_code").read_text().strip() == "1"
     assert FileRegistry(default_registry_root()).names() == []
@@ -163,7 +170,7 @@ def test_secret_reaches_the_job_only_through_secrets_env(nemotron_home):
 
 def test_secret_values_are_shell_quoted(nemotron_home):
     tricky = 'it\'s $HOME `id` "q" ; echo pwned'
-    job = dataclasses.replace(tiny_job("blend_path=/nonexistent.json"), secret_env={"MY_TOKEN": tricky})
+    job = dataclasses.replace(tiny_job(missing_dataset_blend(nemotron_home)), secret_env={"MY_TOKEN": tricky})
     expected = json.dumps(tricky).replace("$", chr(92) + "$").replace("`", chr(92) + "`")
     script = f'test "$MY_TOKEN" = {expected} || exit 9'
     backend = LocalBackend(None, sys.executable, (script,))

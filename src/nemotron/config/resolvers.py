@@ -30,7 +30,8 @@ def artifact_registry(registry: Resolver) -> Iterator[None]:
         _REGISTRY.reset(token)
 
 
-def _current_registry() -> Resolver:
+def current_registry() -> Resolver:
+    """The registry `artifact_registry` made current (the launcher's), else the default root's."""
     registry = _REGISTRY.get()
     if registry is None:
         from nemotron.artifacts import FileRegistry, default_registry_root
@@ -45,7 +46,7 @@ def _art(key_or_ref: str, field: str = "path", *, _root_: Any) -> Any:
 
     key_or_ref = str(key_or_ref).strip()
     if ":" in key_or_ref:
-        return artifact_field(_current_registry().resolve(key_or_ref), str(field).strip())
+        return artifact_field(current_registry().resolve(key_or_ref), str(field).strip())
     section = _root_.get(RUN_KEY) if hasattr(_root_, "get") else None
     value = section.get(key_or_ref) if section is not None and hasattr(section, "get") else None
     if not isinstance(value, str):
@@ -55,7 +56,7 @@ def _art(key_or_ref: str, field: str = "path", *, _root_: Any) -> Any:
             + f"; set it (e.g. {RUN_KEY}.{key_or_ref}=NAME:latest) or pass a reference like NAME:v3"
         )
     try:
-        artifact = _current_registry().resolve(value)
+        artifact = current_registry().resolve(value)
     except ArtifactNotFoundError as err:  # resolved_container reports it as is (not as an interpolation problem)
         raise err.at_key(f"{RUN_KEY}.{key_or_ref}") from None
     except ArtifactError as err:

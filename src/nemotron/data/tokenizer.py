@@ -204,9 +204,24 @@ def _apply_threads(threads: int | None) -> None:
         os.environ["RAYON_NUM_THREADS"] = str(threads)  # sizes each library's pool when first used
 
 
+def check_tokenizer_source(name_or_path: str) -> None:
+    """DataError when `name_or_path` is written as a local path (absolute, ./, ../ or ~) that does not exist.
+
+    A hub name ("gpt2", "org/name") is not checked here: only loading it tells. Launch and the job both call this.
+    """
+    local = Path(name_or_path).expanduser()
+    if local.exists() or not (name_or_path.startswith((".", "~")) or local.is_absolute()):
+        return
+    raise DataError(
+        f"cannot load tokenizer {name_or_path!r} (config key 'tokenizer.name_or_path'): no such folder {local}. "
+        "Give a local folder with tokenizer.json or a hub name reachable from here."
+    )
+
+
 def _load_hf(name_or_path: str) -> Any:
     from transformers import AutoTokenizer
 
+    check_tokenizer_source(name_or_path)
     local = Path(name_or_path).expanduser()
     source = str(local) if local.exists() else name_or_path
     try:

@@ -30,6 +30,8 @@ def render_dry_run(prepared: PreparedJob) -> str:
     if prepared.artifact_refs:
         refs = [f"{r.key}: {r.requested} -> {r.pinned} ({r.kind})\n  path: {r.path}" for r in prepared.artifact_refs]
         sections.append(("artifact references", "\n".join(refs)))
+    if prepared.notes:
+        sections.append(("not checked here", "\n".join(f"- {note}" for note in prepared.notes)))
     environment = {**job.env, **{k: "***" for k in job.secret_env}}
     if profile.executor == "slurm":
         from nemotron.execution.slurm_backend import render_sbatch_preview

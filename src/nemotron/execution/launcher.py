@@ -42,6 +42,7 @@ class PreparedJob:
     config_file: str
     config_chain: tuple[str, ...]
     artifact_refs: tuple[ResolvedRef, ...] = ()  # run.* references, pinned to exact versions
+    notes: tuple[str, ...] = ()  # what the preflight could not check from here (shown by --dry-run)
 
 
 def prepare(request: LaunchRequest) -> PreparedJob:
@@ -70,7 +71,8 @@ def prepare(request: LaunchRequest) -> PreparedJob:
         OmegaConf.create(config), stage.load_schema(), source=str(loaded.path), overrides=loaded.overrides
     )
     profile = env_file.profile(request.profile) if request.profile else Profile.default_local()
-    stage.run_preflight(typed, profile)  # e.g. heads vs hidden, parallel sizes vs the world: before any work
+    with artifact_registry(registry):  # e.g. heads vs hidden, inputs, parallel sizes vs the world: before any work
+        notes = stage.run_preflight(typed, profile)
     name = new_job_name(stage.family, stage.key)
     git_commit = source_git_commit()
     provenance = Provenance(
@@ -107,7 +109,7 @@ def prepare(request: LaunchRequest) -> PreparedJob:
         requeue_signal_seconds=requeue_signal_seconds(stage, profile),
     )
     chain = tuple(str(p) for p in loaded.chain)
-    return PreparedJob(job, profile, env_file, str(loaded.path), chain, tuple(artifact_refs))
+    return PreparedJob(job, profile, env_file, str(loaded.path), chain, tuple(artifact_refs), notes)
 
 
 def slurm_phases(stage: StageSpec, profile: Profile, typed_config: Any) -> tuple[Phase, ...]:

@@ -27,7 +27,9 @@ class StageSpec:
     # Slurm array size, read from the stage's typed config, of a stage that runs as "shards" array +
     # "finalize" (the stage takes `--phase shards|finalize`); None here or 0 from the config: one job.
     array_size: Callable[[Any], int] | None = None
-    # "module:function(config, profile)" raising ConfigError for a config the profile cannot run
+    # "module:function(config, profile) -> list[str]": raises a NemotronError (ConfigError, DataError, ...) for
+    # a config the profile cannot run, with the job's own message; returns notes for the dry run (what it
+    # could not check from here, e.g. paths on a cluster's filesystem)
     preflight: str | None = None
     # Slurm: ask for SIGUSR1 `requeue_signal_seconds` before the time limit (a profile's
     # `requeue_signal_seconds` overrides it); the stage saves, requeues its job and exits
@@ -45,10 +47,11 @@ class StageSpec:
     def load_schema(self) -> type:
         return _load(self.schema)
 
-    def run_preflight(self, config: object, profile: object) -> None:
-        """Check the typed config against the profile's processes (no-op for stages without a preflight)."""
-        if self.preflight:
-            _load(self.preflight)(config, profile)
+    def run_preflight(self, config: object, profile: object) -> tuple[str, ...]:
+        """Check the typed config against the profile (no-op for stages without a preflight); the notes."""
+        if not self.preflight:
+            return ()
+        return tuple(_load(self.preflight)(config, profile) or ())
 
 
 def _load(target: str) -> Any:
@@ -64,6 +67,7 @@ NANO3_DATA_PREP_PRETRAIN = StageSpec(
     config_subdir="nano3/stage0_pretrain/config/data_prep",
     schema="nemotron.stages.data_prep_pretrain:DataPrepPretrainConfig",
     array_size=lambda config: config.array_tasks,
+    preflight="nemotron.stages.data_prep_request:check_inputs",
     publishes=("artifact_name",),
 )
 
@@ -75,7 +79,7 @@ NANO3_PRETRAIN = StageSpec(
     config_subdir="nano3/stage0_pretrain/config",
     schema="nemotron.training.pretrain.config:PretrainConfig",
     single_task=False,
-    preflight="nemotron.training.run.preflight:check_training_run",
+    preflight="nemotron.training.pretrain.preflight:check_pretrain",
     example_override="train.train_iters=600",
     requeue_on_signal=True,  # the runner's PreemptionWatcher saves; pretrain.py requeues
     publishes=("artifact_name", "run_name"),  # artifact_name null: the run's name

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nemotron.artifacts.names import NAME_MAX_LENGTH, validate_artifact_name
+from nemotron.data.splits import SplitFractions
 from nemotron.ranges import require_int_in_range
 
 SAMPLE_SUFFIX = "-sample"  # a sample run (`sample: N`) publishes <artifact_name>-sample
@@ -29,6 +30,18 @@ class SplitSection:
     valid_fraction: float = 0.01
     test_fraction: float = 0.01
     seed: int = 1234
+
+    def __post_init__(self) -> None:
+        # the job's check (SplitFractions), reported at the fraction at fault
+        try:
+            SplitFractions(self.valid_fraction, self.test_fraction, self.seed)
+        except ValueError as err:
+            key = (
+                "test_fraction"
+                if 0 <= self.valid_fraction < 1 and not 0 <= self.test_fraction < 1
+                else "valid_fraction"
+            )
+            raise ValueError(f"key '{key}': {err}") from None
 
 
 @dataclass
@@ -72,3 +85,14 @@ class DataPrepPretrainConfig:
             minimum=0,
             fix="It counts malformed records to skip before failing; 0 fails on the first one.",
         )
+        # The checks the job (data_prep_request.build_request) makes, here so that launch and --dry-run make them
+        for key in ("num_shards", "batch_size"):
+            require_int_in_range(f"key '{key}'", getattr(self, key), ValueError, minimum=1)
+        if self.sample is not None:
+            require_int_in_range(
+                "key 'sample'",
+                self.sample,
+                ValueError,
+                minimum=1,
+                fix="It counts documents per dataset; use null for all of them.",
+            )

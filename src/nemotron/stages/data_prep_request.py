@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 from nemotron.data.pretrain_prep import PrepRequest
 from nemotron.data.tokenizer import TextTokenizer
-from nemotron.ranges import require_int_in_range
 from nemotron.stages.data_prep_config import SAMPLE_SUFFIX
 
 if TYPE_CHECKING:
     from nemotron.data.blend_spec import BlendSpec
+    from nemotron.env import Profile
     from nemotron.stages.data_prep_config import DataPrepPretrainConfig
 
 
@@ -31,27 +31,14 @@ class DataPrepPlan:
 
 
 def build_request(config: DataPrepPretrainConfig, registry_root: Path) -> DataPrepPlan:
-    from nemotron.config import ConfigError
     from nemotron.data.blend_spec import load_blend_spec
     from nemotron.data.shard_worker import ShardSettings
     from nemotron.data.splits import SplitFractions
     from nemotron.data.tokenizer import load_tokenizer
 
     blend = load_blend_spec(config.blend_path, default_text_field=config.text_field)
-    try:
-        fractions = SplitFractions(config.split.valid_fraction, config.split.test_fraction, config.split.seed)
-    except ValueError as err:
-        raise ConfigError(f"config key 'split': {err}") from None
-    for key in ("num_shards", "batch_size"):
-        require_int_in_range(f"config key '{key}'", getattr(config, key), ConfigError, minimum=1)
-    if config.sample is not None:
-        require_int_in_range(
-            "config key 'sample'",
-            config.sample,
-            ConfigError,
-            minimum=1,
-            fix="It counts documents per dataset; use null for all of them.",
-        )
+    # the split, num_shards, batch_size and sample were checked with the config (DataPrepPretrainConfig)
+    fractions = SplitFractions(config.split.valid_fraction, config.split.test_fraction, config.split.seed)
     # The first documents of each dataset check that the fast backend (gigatoken) gives the same
     # ids as Hugging Face; workers then rebuild the checked tokenizer from its spec, single-threaded.
     tokenizer = load_tokenizer(config.tokenizer.name_or_path, check_texts=sample_texts(blend))
@@ -85,6 +72,30 @@ def build_request(config: DataPrepPretrainConfig, registry_root: Path) -> DataPr
     workers = config.workers or len(os.sched_getaffinity(0))  # the cores this process may use
     request = PrepRequest(blend, settings, data_dir, config.num_shards, workers, config.force, config.max_bad_records)
     return DataPrepPlan(request, name, tokenizer, load)
+
+
+def check_inputs(config: DataPrepPretrainConfig, profile: Profile) -> list[str]:
+    """The stage's launch preflight: the blend file and a local tokenizer folder, checked as the job checks them.
+
+    Reads the blend JSON (no dataset is opened, nothing is tokenized). On Slurm, a path not visible from
+    here may still exist on the cluster: it gives a note for the dry run instead of an error.
+    """
+    from nemotron.data.blend_spec import load_blend_spec
+    from nemotron.data.tokenizer import check_tokenizer_source
+
+    notes: list[str] = []
+    on_cluster = profile.executor == "slurm"
+    blend = Path(config.blend_path).expanduser()
+    if on_cluster and not blend.exists():
+        notes.append(f"blend_path {blend} is not visible here; the job checks it on the cluster")
+    else:
+        load_blend_spec(config.blend_path, default_text_field=config.text_field)
+    tokenizer = config.tokenizer.name_or_path
+    if on_cluster and not Path(tokenizer).expanduser().exists():
+        notes.append(f"tokenizer.name_or_path {tokenizer} is not checked here; the job loads it on the cluster")
+    else:
+        check_tokenizer_source(tokenizer)
+    return notes
 
 
 def sample_texts(blend: BlendSpec, per_dataset: int = 32) -> list[str]:

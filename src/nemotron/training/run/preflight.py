@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
+from nemotron.config import ConfigError
 from nemotron.env import Profile
 from nemotron.training.model.config import ModelConfig, ParallelConfig, data_parallel_size, validate
 from nemotron.training.optim.lr_schedules import LRScheduleConfig, validate_schedule
@@ -33,3 +36,29 @@ def check_training(
 def check_training_run(cfg: TrainingRunConfig, profile: Profile) -> RunPlan:
     """The StageSpec preflight of every training stage: `check_training` on the config's sections."""
     return check_training(cfg.model, cfg.parallel, cfg.train, cfg.lr, profile)
+
+
+def check_checkpoint_dir(cfg: TrainingRunConfig, profile: Profile) -> list[str]:
+    """ConfigError when a set `checkpoint.dir` cannot be created or written here (its nearest existing parent
+    is not a writable folder); on Slurm, whose filesystem is not visible from here, a note for the dry run.
+
+    An unset `checkpoint.dir` is the run folder next to the artifact registry, which the job creates.
+    """
+    if not cfg.checkpoint.dir:
+        return []
+    folder = Path(cfg.checkpoint.dir).expanduser()
+    if profile.executor == "slurm":
+        return [f"checkpoint.dir {folder} is on the cluster's filesystem: not checked here; the job creates it"]
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        problem = f"{existing} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable"
+    else:
+        return []
+    raise ConfigError(
+        f"config key 'checkpoint.dir': cannot save checkpoints in {folder}: {problem}. "
+        "Choose a folder you can write, or null for the run's folder."
+    )
