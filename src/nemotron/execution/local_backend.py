@@ -18,6 +18,7 @@ from nemotron.execution.job_env import write_secrets_file
 from nemotron.execution.log_reader import LogCursor, read_new
 from nemotron.execution.records import JobRecord, jobs_root, save_record
 from nemotron.execution.states import JobState
+from nemotron.processes import boot_id, pid_alive, start_time
 
 LOG_FILE = "job.log"
 EXIT_FILE = "exit_code"
@@ -125,22 +126,9 @@ class LocalBackend:
         return [str(Path(record.log_dir) / LOG_FILE)]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped by its parent) counts as ended
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
-    except OSError:
-        return True
-
-
 def process_identity(pid: int) -> dict[str, str]:
     """What tells the process `pid` apart from a later one given the same pid; {} without /proc."""
-    start, boot = _start_time(pid), _boot_id()
+    start, boot = start_time(pid), boot_id()
     if start is None or boot is None:
         return {}
     return {PID_START_TIME: start, BOOT_ID: boot}
@@ -156,7 +144,7 @@ def _pid_owner(record: JobRecord) -> tuple[_Owner, str]:
     """Whether the record's pid still names the job's own process, and why not when it does not."""
     pid = int(record.job_id)
     gone = f"its process (pid {pid}) is gone (state {JobState.LOST.value})"
-    if not _alive(pid):
+    if not pid_alive(pid):
         return _Owner.GONE, gone
     start, boot = record.details.get(PID_START_TIME), record.details.get(BOOT_ID)
     if start is None or boot is None:
@@ -165,9 +153,9 @@ def _pid_owner(record: JobRecord) -> tuple[_Owner, str]:
             f"process start time (written by an older nemotron, or where /proc is missing). "
             f"Check with `ps -o pid,lstart,args -p {pid}`; if it is this job, stop it with `kill -TERM -- -{pid}`"
         )
-    now_boot, now_start = _boot_id(), _start_time(pid)
+    now_boot, now_start = boot_id(), start_time(pid)
     if now_boot is None or now_start is None:
-        if not _alive(pid):  # it ended while we looked
+        if not pid_alive(pid):  # it ended while we looked
             return _Owner.GONE, gone
         return _Owner.UNVERIFIED, f"pid {pid} is alive but its start time cannot be read from /proc"
     if now_boot != boot:
@@ -175,23 +163,3 @@ def _pid_owner(record: JobRecord) -> tuple[_Owner, str]:
     if now_start != start:
         return _Owner.GONE, f"{gone} and pid {pid} now belongs to another process"
     return _Owner.OURS, ""
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """/proc/<pid>/stat from field 3 (state) on; the command name before it may hold spaces and ')'."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _start_time(pid: int) -> str | None:
-    fields = _stat_fields(pid)
-    return fields[19] if fields is not None and len(fields) > 19 else None  # field 22: starttime
-
-
-def _boot_id() -> str | None:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
-    except OSError:
-        return None

@@ -15,6 +15,7 @@ import torch
 
 from nemotron.artifacts import FileRegistry
 from nemotron.artifacts.kinds import TokenizerInfo
+from nemotron.lease import Lease, take_lease
 from nemotron.training.checkpoint.layout import CheckpointInfo
 from nemotron.training.checkpoint.rng import rng_sharded_state
 from nemotron.training.checkpoint.store import save_checkpoint
@@ -22,6 +23,7 @@ from nemotron.training.distributed.parallel import DistributedContext, destroy_d
 from nemotron.training.distributed.preemption import PreemptionWatcher, should_stop_all
 from nemotron.training.engine.engines import Engine, build_engine
 from nemotron.training.engine.objective import Batch, Objective
+from nemotron.training.errors import TrainingError
 from nemotron.training.loop.divergence import DivergenceGuard
 from nemotron.training.loop.metrics import MetricsLogger
 from nemotron.training.loop.training_loop import LoopSettings, TrainingLoop, TrainState
@@ -30,6 +32,10 @@ from nemotron.training.optim.lr_schedules import LRScheduler
 from nemotron.training.run.config import TrainingRunConfig, checkpoint_dir, run_dir
 from nemotron.training.run.plan import RunPlan, plan_run
 from nemotron.training.run.resume import model_architecture, restore, start_checkpoint
+
+
+class RunFolderBusy(TrainingError):
+    """Another process holds the run folder's lease: two processes of one run would corrupt its checkpoints."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,27 @@ def sample_text(
     return str(hf.decode(prompt + new))
 
 
+def _take_run_leases(cfg: TrainingRunConfig, folders: list[Path], context: DistributedContext) -> list[Lease]:
+    """Rank 0 takes the lease on each folder; every rank fails together when one is held (collective)."""
+    leases: list[Lease] = []
+    refusal: str | None = None
+    if context.is_main:
+        try:
+            for folder in folders:
+                leases.append(take_lease(folder, what=f"training run {cfg.run_name!r}", error=RunFolderBusy))
+        except RunFolderBusy as err:
+            refusal = str(err)
+    if context.world_size > 1:
+        shared = [refusal]
+        torch.distributed.broadcast_object_list(shared, src=0)
+        refusal = shared[0]
+    if refusal is not None:
+        for lease in leases:
+            lease.release()
+        raise RunFolderBusy(refusal)
+    return leases
+
+
 def run_training(
     cfg: TrainingRunConfig,
     identity: RunIdentity,
@@ -164,7 +191,13 @@ def run_training(
     """Train `cfg` on the stage's data with its objective in this process (one of torchrun's, or alone); collective."""
     context = init_distributed(cfg.parallel, seed=cfg.train.seed)
     logger = None
+    leases: list[Lease] = []
     try:
+        folder = run_dir(cfg, registry.root)
+        root = checkpoint_dir(cfg, registry.root)
+        # One process of a run at a time, before anything reads or writes the run's folder or checkpoints.
+        outside = root.resolve() != folder and folder not in root.resolve().parents
+        leases = _take_run_leases(cfg, [folder, root] if outside else [folder], context)
         parallel = _parallelism(context)
         _say(context, "processes: " + ", ".join(f"{k} {v}" for k, v in parallel.items()) + f" on {context.device.type}")
         plan = plan_run(cfg.model, cfg.train, context.data)
@@ -174,10 +207,8 @@ def run_training(
             f"model: {plan.num_parameters:,} parameters; {plan.budget.describe()}; "
             f"{plan.micro_batches} micro-batch(es) of {cfg.train.micro_batch_size} per rank per step",
         )
-        folder = run_dir(cfg, registry.root)
         data = data_factory(DataRequest(plan, folder, context, registry))
         engine = build_engine(cfg.model, cfg.parallel, cfg.optimizer, context, cfg.train.micro_batch_size, objective)
-        root = checkpoint_dir(cfg, registry.root)
         start = start_checkpoint(cfg.checkpoint, root)
         state = TrainState()
         if start is not None:
@@ -263,4 +294,6 @@ def run_training(
     finally:
         if logger is not None:
             logger.close()
+        for lease in leases:
+            lease.release()
         destroy_distributed()
