@@ -127,15 +127,18 @@ def test_tiny_local_run_publishes_versioned_artifacts_and_job_files(run_cli, nem
     assert "split.seed=99" in job2["provenance"]["argv"]
 
 
-def test_failing_local_job_exits_nonzero_and_publishes_nothing(run_cli, nemotron_home):
-    done = run_cli(*PREP, "-c", "tiny", "blend_path=/nonexistent/blend.json", timeout=300)
+def test_failing_local_job_exits_nonzero_and_publishes_nothing(run_cli, nemotron_home, tmp_path):
+    # launch reads the blend (a missing blend file is refused there); only the job opens its dataset
+    blend = tmp_path / "blend.json"
+    blend.write_text('{"datasets": [{"name": "gone", "path": "/nonexistent/docs.jsonl", "weight": 1}]}')
+    done = run_cli(*PREP, "-c", "tiny", f"blend_path={blend}", timeout=300)
     assert done.returncode != 0, done.stdout + done.stderr
     name, _ = submitted(done.stdout)
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, done.stderr
     assert name in errors[0] and "FAILED" in errors[0]
     assert "Traceback" not in done.stderr
-    assert "/nonexistent/blend.json" in done.stdout  # the stage's one-line reason, from its log
+    assert "/nonexistent/docs.jsonl" in done.stdout  # the stage's one-line reason, from its log
     assert versions(nemotron_home) == []
     job_dir = nemotron_home / "jobs" / name
     assert (job_dir / "exit_code").read_text().strip() not in ("", "0")
