@@ -106,6 +106,12 @@ def toml_profile(name: str, **settings: object) -> str:
 
 
 @pytest.fixture
+def toml_table():
+    """toml_profile, for tests that write an env.toml of their own (test modules cannot import conftest)."""
+    return toml_profile
+
+
+@pytest.fixture
 def slurm_env_file(nemotron_home, tmp_path) -> Path:
     """The env.toml (NEMOTRON_ENV_FILE) with [local-slurm]: the local cluster, this interpreter inside jobs;
     and [local-slurm-slow], whose setup sleeps 120 s. add_env_profile adds more profiles to it."""

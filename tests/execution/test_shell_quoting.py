@@ -8,11 +8,11 @@ runs the same profile on the local Slurm cluster.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -43,18 +43,7 @@ def spaced_home(nemotron_home, tmp_path, monkeypatch) -> Path:
     return home
 
 
-def toml_profile(name: str, **settings: object) -> str:
-    """One env.toml table; strings, lists and tables of strings as JSON (valid TOML)."""
-
-    def value(item: object) -> str:
-        if isinstance(item, dict):
-            return "{ " + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in item.items()) + " }"
-        return json.dumps(item)
-
-    return f"\n[{name}]\n" + "".join(f"{key} = {value(item)}\n" for key, item in settings.items())
-
-
-def write_profiles(tmp_path: Path, marker: Path) -> None:
+def write_profiles(tmp_path: Path, marker: Path, toml_profile: Callable[..., str]) -> None:
     slurm = {"executor": "slurm", "account": "acct", "partition": "cpu", "time": "00:10:00"}
     (tmp_path / "env.toml").write_text(
         toml_profile("hostile", **slurm, python="/opt/my venv/bin/python", env_vars=hostile_env_vars(marker))
@@ -106,9 +95,11 @@ def after(words: list[str], flag: str) -> list[str]:
 
 
 @pytest.mark.parametrize("array_tasks", ["0", "2"])
-def test_hostile_profile_gives_a_valid_script_with_verbatim_values(run_cli, spaced_home, tmp_path, array_tasks):
+def test_hostile_profile_gives_a_valid_script_with_verbatim_values(
+    run_cli, spaced_home, tmp_path, array_tasks, toml_table
+):
     marker = tmp_path / "pwned"
-    write_profiles(tmp_path, marker)
+    write_profiles(tmp_path, marker, toml_table)
     scripts = sbatch_scripts(run_cli, f"array_tasks={array_tasks}", "--batch", "hostile")
     assert len(scripts) == (1 if array_tasks == "0" else 2)
     for script in scripts:
@@ -129,9 +120,9 @@ def test_hostile_profile_gives_a_valid_script_with_verbatim_values(run_cli, spac
         assert f"if [ -f {shlex.quote(after(words, '--chdir')[-1] + '/secrets.env')} ]" in script
 
 
-def test_container_image_and_mounts_with_spaces_stay_one_word(run_cli, spaced_home, tmp_path):
+def test_container_image_and_mounts_with_spaces_stay_one_word(run_cli, spaced_home, tmp_path, toml_table):
     marker = tmp_path / "pwned"
-    write_profiles(tmp_path, marker)
+    write_profiles(tmp_path, marker, toml_table)
     (script,) = sbatch_scripts(run_cli, "array_tasks=0", "--batch", "hostile-container")
     bash_n(script)
     words = srun_words(script)
@@ -143,11 +134,11 @@ def test_container_image_and_mounts_with_spaces_stay_one_word(run_cli, spaced_ho
 
 
 def test_nemo_run_home_with_a_space_is_refused_before_anything_is_written(
-    run_cli, nemotron_home, tmp_path, monkeypatch
+    run_cli, nemotron_home, tmp_path, monkeypatch, toml_table
 ):
     """NeMo-Run writes its own folder into the srun line and the sbatch command unquoted: refuse it with the fix."""
     monkeypatch.setenv("NEMORUN_HOME", str(tmp_path / "nemo run"))
-    write_profiles(tmp_path, tmp_path / "pwned")
+    write_profiles(tmp_path, tmp_path / "pwned", toml_table)
     done = run_cli(*PREP, "array_tasks=0", "--dry-run", "--batch", "hostile")
     assert done.returncode != 0
     assert "NEMORUN_HOME" in done.stderr and "Traceback" not in done.stderr, done.stderr
@@ -155,12 +146,12 @@ def test_nemo_run_home_with_a_space_is_refused_before_anything_is_written(
 
 
 @pytest.mark.integration
-def test_local_wrapper_delivers_hostile_values_verbatim(run_cli, spaced_home, tmp_path):
+def test_local_wrapper_delivers_hostile_values_verbatim(run_cli, spaced_home, tmp_path, toml_table):
     """The local backend's bash wrapper: a profile's env_vars and setup, a job dir with a space in its path."""
     marker = tmp_path / "pwned"
     dump = tmp_path / "job env"
     (tmp_path / "env.toml").write_text(
-        toml_profile(
+        toml_table(
             "hostile-local",
             executor="local",
             env_vars=hostile_env_vars(marker),
