@@ -28,7 +28,7 @@ HOLD = (
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "SLURM_JOB_ID"}
+    env = {k: v for k, v in os.environ.items() if k not in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID")}
     env["PYTHONPATH"] = str(SRC)
     env.update(extra)
     return env
@@ -58,6 +58,7 @@ def _end(process: subprocess.Popen[str]) -> None:
 @pytest.fixture(autouse=True)
 def _no_slurm(monkeypatch):
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
 
 
 def test_a_second_taker_is_refused_with_the_holder_named(tmp_path):
@@ -189,3 +190,50 @@ def test_racing_takers_get_one_lease(tmp_path):
     ]
     outputs = [racer.communicate(timeout=60)[0].strip() for racer in racers]
     assert sorted(outputs) == ["held"] + ["refused"] * 7, outputs
+
+
+@pytest.fixture
+def no_squeue(tmp_path, monkeypatch):
+    """A machine where squeue cannot be asked (as on a laptop): holders are judged by their heartbeat."""
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+
+def test_the_tasks_of_one_job_array_share_the_lease_and_leave_it_for_the_finalize(tmp_path, monkeypatch, no_squeue):
+    folder = tmp_path / "data"
+    holder = _holder(folder, SLURM_JOB_ID="901", SLURM_ARRAY_JOB_ID="900")  # task 0 of array 900
+    try:
+        monkeypatch.setenv("SLURM_JOB_ID", "902")  # task 1 of the same array joins
+        monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "900")
+        joined = take_lease(folder, what="the test folder")
+        assert read_holder(folder).pid == holder.pid  # joining does not replace the record
+        joined.release()
+        assert (folder / LEASE_FILE).exists()  # a task never deletes it: others of the array may still run
+        monkeypatch.setenv("SLURM_JOB_ID", "903")  # anyone else (another array, the finalize job) waits
+        monkeypatch.delenv("SLURM_ARRAY_JOB_ID")
+        with pytest.raises(LeaseError, match="Slurm job array 900") as refused:
+            take_lease(folder, what="the test folder")
+        assert "scancel 900" in str(refused.value)
+    finally:
+        _end(holder)
+    assert (folder / LEASE_FILE).exists()  # the array's lease outlives its tasks ...
+    old = time.time() - 1000
+    os.utime(folder / LEASE_FILE, (old, old))  # ... until its heartbeat is old (or squeue says it ended)
+    take_lease(folder, what="the test folder", stale_after_s=60).release()
+    assert not (folder / LEASE_FILE).exists()
+
+
+def test_a_taker_can_wait_for_the_holder_to_finish(tmp_path):
+    holder = _holder(tmp_path, seconds=1.0)
+    try:
+        with pytest.raises(LeaseError):
+            take_lease(tmp_path, what="the test folder", wait_s=0.2)
+        started = time.monotonic()
+        lease = take_lease(tmp_path, what="the test folder", wait_s=60)
+        assert time.monotonic() - started < 30
+        assert read_holder(tmp_path).pid == os.getpid()
+        lease.release()
+        assert holder.wait(timeout=30) == 0
+    finally:
+        _end(holder)

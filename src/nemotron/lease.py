@@ -6,9 +6,15 @@ start time and boot id (so a reused pid does not count), the Slurm job id and si
 renews it by touching the file (its mtime is the heartbeat) and deletes it on release.
 
 A lease is stale, and is taken over, when its holder is gone: on the same host when the pid is dead
-or names another process (other start time or boot); on another host when the heartbeat is older
-than `stale_after_s`. A Slurm job that is requeued (same $SLURM_JOB_ID, new process) takes over its
-own lease. Anyone else is refused with an error naming the folder, the holder and the fix.
+or names another process (other start time or boot); a Slurm job when `squeue` no longer lists it
+as pending or running (where squeue answers); else when the heartbeat is older than `stale_after_s`.
+A Slurm job that is requeued (same $SLURM_JOB_ID, new process) takes over its own lease.
+
+The tasks of one Slurm job array share one lease (its group is $SLURM_ARRAY_JOB_ID): the first
+task takes it, the others join it and renew it, and none deletes it, since others may still run; it
+turns stale when squeue no longer lists the array (so the finalize job that follows takes it over).
+Anyone else is refused, at once or after waiting up to `wait_s`, with an error naming the folder, the
+holder and the fix.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 
 from nemotron.errors import NemotronError
-from nemotron.processes import boot_id, pid_alive, start_time
+from nemotron.processes import boot_id, pid_alive, slurm_job_active, start_time
 
 LEASE_FILE = ".lease.json"
 HEARTBEAT_S = 30.0  # how often the holder touches the lease file
@@ -50,9 +56,16 @@ class Holder:
     slurm_job_id: str | None
     since: str  # ISO 8601, UTC
     token: str  # tells this taking of the lease apart from every other
+    group: str | None = None  # the Slurm job array whose tasks share the lease
+
+    @property
+    def slurm_job(self) -> str | None:
+        """The Slurm job to ask about (and to cancel): the array for a shared lease."""
+        return self.group or self.slurm_job_id
 
     def describe(self) -> str:
-        job = f", Slurm job {self.slurm_job_id}" if self.slurm_job_id else ""
+        job = f", Slurm job array {self.group}" if self.group else ""
+        job = job or (f", Slurm job {self.slurm_job_id}" if self.slurm_job_id else "")
         return f"host {self.host}, pid {self.pid}{job}, since {self.since}"
 
 
@@ -66,6 +79,7 @@ def _me(environ: Mapping[str, str]) -> Holder:
         slurm_job_id=environ.get("SLURM_JOB_ID") or None,
         since=datetime.now(UTC).isoformat(timespec="seconds"),
         token=uuid.uuid4().hex,
+        group=environ.get("SLURM_ARRAY_JOB_ID") or None,
     )
 
 
@@ -80,6 +94,7 @@ def _parse(text: str) -> Holder | None:
             slurm_job_id=None if data.get("slurm_job_id") is None else str(data["slurm_job_id"]),
             since=str(data.get("since", "?")),
             token=str(data.get("token", "")),
+            group=None if data.get("group") is None else str(data["group"]),
         )
     except (ValueError, TypeError, KeyError):
         return None
@@ -95,7 +110,13 @@ def read_holder(folder: Path) -> Holder | None:
 
 def _gone(holder: Holder, me: Holder, age_s: float, stale_after_s: float) -> bool:
     """Whether the holder is surely gone (the lease is stale)."""
-    if holder.host == me.host and (holder.boot_id is None or holder.boot_id == me.boot_id):
+    same_boot = holder.host == me.host and (holder.boot_id is None or holder.boot_id == me.boot_id)
+    if holder.slurm_job and (holder.group or not same_boot):  # one pid does not tell for an array
+        active = slurm_job_active(holder.slurm_job)
+        if active is not None:
+            return not active
+        return age_s > stale_after_s
+    if same_boot:
         if not pid_alive(holder.pid):
             return True
         now = start_time(holder.pid)
@@ -112,7 +133,7 @@ def _refusal(folder: Path, what: str, holder: Holder | None, age_s: float) -> st
             f"{what} {folder} is locked by {path}, which cannot be read; if no other process uses the folder, "
             f"delete {path} and retry"
         )
-    stop = f"`scancel {holder.slurm_job_id}`" if holder.slurm_job_id else f"`kill {holder.pid}` on {holder.host}"
+    stop = f"`scancel {holder.slurm_job}`" if holder.slurm_job else f"`kill {holder.pid}` on {holder.host}"
     return (
         f"{what} {folder} is in use by another process ({holder.describe()}; lease renewed {age_s:.0f}s ago); "
         f"wait for it to end, or stop it ({stop}); if you are sure it is dead, delete {path} and retry"
@@ -120,7 +141,10 @@ def _refusal(folder: Path, what: str, holder: Holder | None, age_s: float) -> st
 
 
 class Lease:
-    """A lease this process holds; renewed by a daemon thread until `release` (or the end of a `with`)."""
+    """A lease this process holds; renewed by a daemon thread until `release` (or the end of a `with`).
+
+    A task of a Slurm job array renews the array's shared lease and leaves it in place on release.
+    """
 
     def __init__(self, folder: Path, holder: Holder, heartbeat_s: float) -> None:
         self.folder = folder
@@ -132,7 +156,9 @@ class Lease:
 
     def _ours(self) -> bool:
         held = read_holder(self.folder)
-        return held is not None and held.token == self.holder.token
+        if held is None:
+            return False
+        return held.token == self.holder.token or (self.holder.group is not None and held.group == self.holder.group)
 
     def _renew(self, heartbeat_s: float) -> None:
         while not self._stop.wait(heartbeat_s):
@@ -148,7 +174,7 @@ class Lease:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         try:
-            if self._ours():
+            if self.holder.group is None and self._ours():
                 self.path.unlink(missing_ok=True)
         except OSError:
             pass
@@ -201,12 +227,14 @@ def take_lease(
     error: type[Exception] = LeaseError,
     heartbeat_s: float = HEARTBEAT_S,
     stale_after_s: float = STALE_AFTER_S,
+    wait_s: float = 0.0,
     environ: Mapping[str, str] | None = None,
 ) -> Lease:
     """Take the lease on `folder` (created if missing) or raise `error` naming its live holder and the fix.
 
     `what` names the folder in messages ("training run 'x'"). A stale lease, or one of the same Slurm
-    job (a requeue), is taken over.
+    job (a requeue), is taken over; one of the same job array is joined. A live holder is waited for
+    up to `wait_s` seconds before the refusal.
     """
     me = _me(os.environ if environ is None else environ)
     path = folder / LEASE_FILE
@@ -216,8 +244,11 @@ def take_lease(
         source.write_text(json.dumps(asdict(me), indent=2) + "\n", encoding="utf-8")
     except OSError as err:
         raise error(f"cannot take the lease on {what} {folder}: {err.strerror or err}; check the folder") from None
+    deadline = time.monotonic() + wait_s
     try:
-        for _ in range(_ATTEMPTS):
+        attempts = 0
+        while attempts < _ATTEMPTS:
+            attempts += 1
             if _link(source, path):
                 return Lease(folder, me, heartbeat_s)
             try:
@@ -228,9 +259,15 @@ def take_lease(
             holder = _parse(seen.decode("utf-8", errors="replace"))
             if holder is None:
                 raise error(_refusal(folder, what, None, age_s))
+            if me.group is not None and holder.group == me.group:
+                return Lease(folder, me, heartbeat_s)  # another task of this job array holds it for all
             requeued = me.slurm_job_id is not None and holder.slurm_job_id == me.slurm_job_id
             if not requeued and not _gone(holder, me, age_s, stale_after_s):
-                raise error(_refusal(folder, what, holder, age_s))
+                if time.monotonic() >= deadline:
+                    raise error(_refusal(folder, what, holder, age_s))
+                attempts = 0  # waiting for a live holder is not a failed attempt
+                time.sleep(min(0.2, max(deadline - time.monotonic(), 0.0)))
+                continue
             if _take_over(path, seen, source):
                 return Lease(folder, me, heartbeat_s)
             time.sleep(0.05)

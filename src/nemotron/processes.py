@@ -1,4 +1,4 @@
-"""Which process a pid names: alive or not, and its start time and boot id, read from /proc.
+"""Which process a pid names (alive, start time, boot id: from /proc), and whether a Slurm job is active.
 
 A pid is reused once its process is gone; a pid names the process recorded earlier only while its
 start time (field 22 of /proc/<pid>/stat, clock ticks after boot) and the boot id still match.
@@ -44,3 +44,30 @@ def boot_id() -> str | None:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
     except OSError:
         return None
+
+
+_SLURM_ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED", "CONFIGURING"}
+_SLURM_ACTIVE |= {"RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
+
+
+def slurm_job_active(job_id: str) -> bool | None:
+    """Whether `squeue` lists the Slurm job (any task of an array) as pending or running; None when
+    squeue cannot tell (not installed, no answer)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("squeue") is None:
+        return None
+    try:
+        done = subprocess.run(
+            ["squeue", "--noheader", "--jobs", job_id, "--format", "%T"],
+            capture_output=True,
+            text=True,
+            timeout=15,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return False if "invalid job id" in done.stderr.lower() else None
+    return any(state.strip() in _SLURM_ACTIVE for state in done.stdout.splitlines())

@@ -344,3 +344,33 @@ def test_resolve_corrupt_alias_file_is_an_artifact_error(registry):
     (registry.root / "web" / "aliases" / "golden").write_text("garbage\n")
     with pytest.raises(ArtifactError):
         registry.resolve("web:golden")
+
+
+_HOLD_PUBLISHING = textwrap.dedent(
+    """
+    import sys, time
+    from nemotron.artifacts import FileRegistry
+    with FileRegistry(sys.argv[1]).publishing(sys.argv[2]):
+        print("held", flush=True)
+        time.sleep(float(sys.argv[3]))
+    """
+)
+
+
+def test_a_publisher_waits_for_another_publisher_of_the_name_then_is_refused(tmp_path):
+    """Another process decides what the next version of `shared` holds: a publisher waits, then is refused."""
+    root = tmp_path / "registry"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_PUBLISHING, str(root), "shared", "3"], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(ArtifactError, match=rf"artifact 'shared' \(being published\).*pid {holder.pid}"):
+            publish(FileRegistry(root, publish_wait_s=0.3), "shared")
+        assert FileRegistry(root).versions("shared") == [] and staging_leftovers(FileRegistry(root), "shared") == []
+        assert publish(FileRegistry(root, publish_wait_s=60), "shared").version == 1  # after the holder ends
+        assert holder.wait(timeout=30) == 0
+    finally:
+        holder.kill()
+        holder.wait()

@@ -86,14 +86,9 @@ def receipts(data: Path) -> list[Path]:
     return sorted((data / "receipts").glob("*/shard_*.json"))
 
 
-def receipt_contents(data: Path) -> dict[str, dict]:
-    """Receipts without their timing (the only thing that differs between identical runs)."""
-    out = {}
-    for path in receipts(data):
-        raw = json.loads(path.read_text())
-        raw.pop("seconds")
-        out[str(path.relative_to(data))] = raw
-    return out
+def receipt_contents(data: Path) -> dict[str, bytes]:
+    """Receipts as bytes: nothing in them (no timing) differs between identical runs."""
+    return {str(path.relative_to(data)): path.read_bytes() for path in receipts(data)}
 
 
 def published_blend(registry: Path, data: Path) -> str:
@@ -112,16 +107,27 @@ def assert_same_as_clean(data: Path, registry: Path, clean: tuple[Path, Path]) -
     assert published_blend(registry, data) == published_blend(clean_registry, clean_data)
 
 
-def mark_receipts(data: Path) -> None:
-    """Set every receipt's `seconds` to -1: still valid, and a redone shard's receipt shows it."""
-    for path in receipts(data):
-        raw = json.loads(path.read_text())
-        raw["seconds"] = -1
-        path.write_text(json.dumps(raw))
+MARK_NS = 10**18  # 2001: a receipt (or shard file) rewritten by the rerun gets a newer mtime
+
+
+def mark(paths: list[Path]) -> None:
+    """Date the files back: still valid, and a rewritten one shows by its mtime."""
+    for path in paths:
+        os.utime(path, ns=(MARK_NS, MARK_NS))
 
 
 def redone(data: Path) -> list[str]:
-    return [str(p.relative_to(data / "receipts")) for p in receipts(data) if json.loads(p.read_text())["seconds"] >= 0]
+    return [str(p.relative_to(data / "receipts")) for p in receipts(data) if p.stat().st_mtime_ns != MARK_NS]
+
+
+def published_data(registry: Path, version: str = "v1") -> dict[str, list[tuple[float, bytes, bytes]]]:
+    """split -> (weight, .bin bytes, .idx bytes) of every shard the published blend.json lists."""
+    folder = registry / NAME / version
+    out = {}
+    for split, entry in json.loads((folder / "blend.json").read_text()).items():
+        pairs = zip(entry[::2], entry[1::2], strict=True)
+        out[split] = [(w, (folder / f"{p}.bin").read_bytes(), (folder / f"{p}.idx").read_bytes()) for w, p in pairs]
+    return out
 
 
 def partial_writers(data: Path) -> set[int]:
@@ -252,10 +258,11 @@ def test_killing_the_whole_stage_then_rerunning_gives_identical_bytes(
 # -- damaged or forced reruns ----------------------------------------------------------------------
 
 
-def test_corrupt_shards_are_detected_and_redone(clean, corpus, tmp_path, stage_config, prep_stage):
+def test_corrupt_shards_are_redone_beside_the_damaged_files(clean, corpus, tmp_path, stage_config, prep_stage):
+    """A repair never writes over a file a published version may point at: new bytes get a new name."""
     data, registry = tmp_path / "data", tmp_path / "registry"
     shutil.copytree(clean[0], data)
-    mark_receipts(data)
+    mark(receipts(data))
     truncated = data / "train" / "python-library" / "shard_00001.bin"
     truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
     flipped = data / "valid" / "python-tutorial" / "shard_00002.idx"
@@ -268,18 +275,25 @@ def test_corrupt_shards_are_detected_and_redone(clean, corpus, tmp_path, stage_c
     out = prep_stage(stage_config(tmp_path / "config.yaml", corpus, data), registry)
     assert planned(out) == (NUM_SHARDS - 2, 2)
     assert redone(data) == ["python-library/shard_00001.json", "python-tutorial/shard_00002.json"]
-    assert_same_as_clean(data, registry, clean)
+    assert published_data(registry) == published_data(clean[1])
+    blend = (registry / NAME / "v1" / "blend.json").read_text()
+    assert "python-library/shard_00001.g1" in blend and "python-tutorial/shard_00002.g1" in blend
+    assert truncated.stat().st_size < (data / "train" / "python-library" / "shard_00001.g1.bin").stat().st_size
+    assert flipped.read_bytes() == bytes(content)  # the damaged files are left as they were
     assert stale.read_bytes() == b"left by a killed run"
 
 
 def test_force_redoes_every_shard(clean, corpus, tmp_path, stage_config, prep_stage):
     data, registry = tmp_path / "data", tmp_path / "registry"
     shutil.copytree(clean[0], data)
-    mark_receipts(data)
+    files = [p for split in SPLITS for p in (data / split).rglob("*") if p.is_file()]
+    mark(receipts(data) + files)
     out = prep_stage(stage_config(tmp_path / "config.yaml", corpus, data, force=True), registry)
     assert planned(out) == (0, NUM_SHARDS)
     assert len(redone(data)) == NUM_SHARDS
     assert_same_as_clean(data, registry, clean)
+    # the same bytes came out: the files a published version may point at were not even rewritten
+    assert {p.stat().st_mtime_ns for p in files} == {MARK_NS}
 
 
 def test_an_unchanged_rerun_through_the_cli_publishes_nothing(run_cli, nemotron_home, registry_versions):

@@ -351,6 +351,8 @@ def test_job_array_then_finalize_gives_the_bytes_of_a_local_run(
     assert any(j[0] == job_id and j[1].endswith("-finalize") for j in mine)  # the printed id is finalize's
     slurm_bytes, local_bytes = data_files(tmp_path / "slurm-data"), data_files(tmp_path / "local-data")
     assert slurm_bytes and slurm_bytes == local_bytes
+    # the array's tasks shared the folder's lease, the finalize job took it over and released it
+    assert not (tmp_path / "slurm-data" / ".lease.json").exists()
 
 
 def test_failed_job_array_cancels_finalize_and_fails(submit, run_cli, slurm_env_file, nemotron_home):

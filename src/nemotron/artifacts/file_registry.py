@@ -4,6 +4,8 @@ Layout: `<root>/<name>/v<N>/` holds `artifact.json` and the artifact's files. A 
 staged under `<root>/<name>/.staging/` and renamed into place, so a crash never leaves a
 version that looks complete, and two publishers of one name each get their own version.
 `latest` is the highest complete version; other aliases are files under `<root>/<name>/aliases/`.
+Publishing a name holds a lease on `<root>/<name>/` (see lease.py): one publisher at a time decides
+what the next version holds; another waits for it (up to `publish_wait_s`), then is refused.
 `artifact.json` carries a manifest (size, sha256 or mtime per file) that `verify` checks; data
 outside the version dir (imports, in-place references) is recorded by absolute path, never copied.
 """
@@ -17,7 +19,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,8 +30,12 @@ from nemotron.artifacts.kinds import ArtifactKind, metadata_type, parse_metadata
 from nemotron.artifacts.manifest import HASH_LIMIT_BYTES, Manifest, VerifyReport, build_manifest, check_manifest
 from nemotron.artifacts.types import Artifact, ArtifactRef, Lineage, validate_name
 from nemotron.atomic_write import write_text_atomic
+from nemotron.errors import storage_errors
+from nemotron.lease import take_lease
 
 RECORD_FILE = "artifact.json"
+ROOT_SETTING = "NEMOTRON_ARTIFACTS_ROOT"  # what moves the default registry (see default_registry_root)
+PUBLISH_WAIT_S = 600.0  # how long a publisher waits for another publisher of the same name
 _VERSION_DIR = re.compile(r"^v([0-9]+)$")
 
 
@@ -55,23 +61,56 @@ class FileRegistry:
     `hash_limit`: files up to this many bytes get a sha256 in the manifest, larger ones size + mtime.
     """
 
-    def __init__(self, root: Path | str, *, hash_limit: int = HASH_LIMIT_BYTES) -> None:
+    def __init__(
+        self, root: Path | str, *, hash_limit: int = HASH_LIMIT_BYTES, publish_wait_s: float = PUBLISH_WAIT_S
+    ) -> None:
         self.root = Path(root).expanduser()
         self.hash_limit = hash_limit
+        self.publish_wait_s = publish_wait_s
+        self._publishing: set[str] = set()
+
+    @contextmanager
+    def publishing(self, name: str) -> Iterator[None]:
+        """Hold the publish lease of `name` (re-entrant within this registry object): a caller that
+        decides what to publish from what exists (skip when unchanged) does both under it."""
+        if name in self._publishing:
+            yield
+            return
+        lease = take_lease(
+            self.root / validate_name(name),
+            what=f"artifact {name!r} (being published)",
+            error=ArtifactError,
+            wait_s=self.publish_wait_s,
+        )
+        self._publishing.add(name)
+        try:
+            yield
+        finally:
+            self._publishing.discard(name)
+            lease.release()
 
     # -- writing ---------------------------------------------------------------------------
     @contextmanager
     def staging(self, name: str) -> Iterator[Staging]:
-        """Yield an empty staging directory for `name`; it is removed if not published."""
+        """Yield an empty staging directory for `name`; it is removed if not published.
+
+        A registry that refuses writes (read-only, full), here or while the caller fills the directory,
+        is a StorageError naming the registry and NEMOTRON_ARTIFACTS_ROOT.
+        """
         staging_root = self.root / validate_name(name) / ".staging"
-        staging_root.mkdir(parents=True, exist_ok=True)
-        area = Staging(name, staging_root / uuid.uuid4().hex)
-        area.path.mkdir()
-        try:
-            yield area
-        finally:
-            if area.path.exists():
-                shutil.rmtree(area.path, ignore_errors=True)
+        with self.writing(name):
+            staging_root.mkdir(parents=True, exist_ok=True)
+            area = Staging(name, staging_root / uuid.uuid4().hex)
+            area.path.mkdir()
+            try:
+                yield area
+            finally:
+                if area.path.exists():
+                    shutil.rmtree(area.path, ignore_errors=True)
+
+    def writing(self, name: str) -> AbstractContextManager[None]:
+        """Report `name`'s folder refusing writes (read-only, full registry) as one line: a StorageError."""
+        return storage_errors(f"artifact {name}", self.root / name, ROOT_SETTING)
 
     def publish(
         self,
@@ -114,7 +153,12 @@ class FileRegistry:
             "files": files,
             "manifest": manifest.to_dict(),
         }
-        write_text_atomic(staging.path / RECORD_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
+        with self.writing(staging.name):
+            write_text_atomic(staging.path / RECORD_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
+            with self.publishing(staging.name):
+                return self._rename_into_next_version(staging)
+
+    def _rename_into_next_version(self, staging: Staging) -> Artifact:
         name_dir = self.root / staging.name
         while True:
             version = self._highest_version(name_dir) + 1
@@ -134,8 +178,9 @@ class FileRegistry:
             raise ArtifactError(f"alias {alias!r} is reserved; choose another name")
         validate_name(alias)
         alias_dir = self.root / artifact.name / "aliases"
-        alias_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(alias_dir / alias, f"v{artifact.version}\n")
+        with self.writing(artifact.name):
+            alias_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(alias_dir / alias, f"v{artifact.version}\n")
 
     def import_existing(
         self,

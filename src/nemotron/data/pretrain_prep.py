@@ -18,8 +18,9 @@ from nemotron.data.blend_spec import BlendSpec
 from nemotron.data.errors import DataError
 from nemotron.data.megatron_blend import write_blend
 from nemotron.data.receipts import ShardReceipt, valid_receipt
+from nemotron.data.shard_files import SUFFIXES
 from nemotron.data.shard_plan import WorkItem, plan_work
-from nemotron.data.shard_worker import ShardSettings, init_worker, process_item, run_in_worker, shard_prefix
+from nemotron.data.shard_worker import ShardSettings, init_worker, process_item, run_in_worker
 from nemotron.data.splits import SPLITS
 from nemotron.data.tokenizer import TextTokenizer
 
@@ -48,6 +49,7 @@ class PrepResult:
     truncated_documents: int = 0
     bad_records: int = 0
     bad_examples: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)  # the .bin/.idx files blend.json lists (absolute)
     seconds: float = 0.0
 
     def totals(self) -> dict[str, SplitStats]:
@@ -179,7 +181,8 @@ def finalize(
             for item in dataset_items:
                 share = receipts[item.id].splits[split].tokens
                 if share:  # weight split among shards by tokens, so the dataset keeps its weight
-                    prefix = os.path.abspath(shard_prefix(request.data_dir, split, item))
+                    prefix = os.path.abspath(request.data_dir / receipts[item.id].splits[split].prefix)
+                    result.files += [Path(f"{prefix}{suffix}") for suffix in SUFFIXES]
                     if prefixes_relative_to is not None:
                         prefix = os.path.relpath(prefix, prefixes_relative_to)
                     per_split[split].append((spec.weight * share / tokens, prefix))
@@ -223,8 +226,7 @@ def _refuse_other_settings(request: PrepRequest) -> None:
 
 
 def _valid(request: PrepRequest, item: WorkItem) -> ShardReceipt | None:
-    prefixes = {split: shard_prefix(request.data_dir, split, item) for split in SPLITS}
-    return valid_receipt(request.data_dir, item.id, item.ranges, request.settings.settings_hash, prefixes)
+    return valid_receipt(request.data_dir, item.id, item.ranges, request.settings.settings_hash)
 
 
 def _add(result: PrepResult, item: WorkItem, receipt: ShardReceipt) -> None:

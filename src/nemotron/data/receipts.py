@@ -22,7 +22,8 @@ class InputFingerprint:
 
 @dataclass
 class SplitOutput:
-    """One split's output of a shard: counts and, when it has documents, its files' checksums."""
+    """One split's output of a shard: counts and, when it has documents, where its files are (prefix
+    relative to the data folder, see shard_files.py) and their checksums."""
 
     documents: int = 0
     tokens: int = 0
@@ -31,11 +32,13 @@ class SplitOutput:
     idx_size: int = 0
     bin_sha256: str = ""
     idx_sha256: str = ""
+    prefix: str = ""
 
 
 @dataclass
 class ShardReceipt:
-    """What a finished shard consumed and produced."""
+    """What a finished shard consumed and produced: nothing in it changes between identical runs (no
+    timings), so re-running a shard rewrites its receipt with the same bytes."""
 
     item_id: str
     settings_hash: str
@@ -46,7 +49,6 @@ class ShardReceipt:
     truncated: int = 0
     bad: int = 0
     bad_examples: list[str] = field(default_factory=list)
-    seconds: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
@@ -80,9 +82,13 @@ def write_receipt(data_dir: Path, receipt: ShardReceipt) -> None:
 
 
 def valid_receipt(
-    data_dir: Path, item_id: str, ranges: tuple[SourceRange, ...], settings_hash: str, prefixes: dict[str, Path]
+    data_dir: Path, item_id: str, ranges: tuple[SourceRange, ...], settings_hash: str
 ) -> ShardReceipt | None:
-    """The shard's receipt if it matches the inputs and settings and its files are intact."""
+    """The shard's receipt if it matches the inputs and settings and its files are intact.
+
+    Receipts of older versions (no file prefix recorded) are not valid: their shard is redone, and
+    keeps its files when the bytes come out the same.
+    """
     path = receipt_path(data_dir, item_id)
     try:
         receipt = ShardReceipt.from_json(path.read_text())
@@ -90,14 +96,16 @@ def valid_receipt(
         return None
     if receipt.settings_hash != settings_hash or receipt.inputs != fingerprint(ranges):
         return None
-    for split, output in receipt.splits.items():
+    for output in receipt.splits.values():
         if not output.documents:
             continue
+        if not output.prefix:
+            return None
         for suffix, size, digest in (
             (".bin", output.bin_size, output.bin_sha256),
             (".idx", output.idx_size, output.idx_sha256),
         ):
-            file = Path(f"{prefixes[split]}{suffix}")
+            file = data_dir / f"{output.prefix}{suffix}"
             if not file.is_file() or file.stat().st_size != size or sha256_file(file) != digest:
                 return None
     return receipt

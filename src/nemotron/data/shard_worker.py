@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nemotron.checksums import sha256_file
 from nemotron.data.blend_spec import DatasetSpec
+from nemotron.data.long_text import DEFAULT_PIECE_CHARS, LongTextSplitter, splitter_for
 from nemotron.data.receipts import ShardReceipt, SplitOutput, fingerprint, write_receipt
+from nemotron.data.shard_files import SUFFIXES, base_prefix, commit_files
 from nemotron.data.shard_plan import WorkItem
 from nemotron.data.sources import iter_records
 from nemotron.data.splits import SPLITS, SplitFractions
@@ -25,7 +25,11 @@ BAD_EXAMPLES_KEPT = 5
 
 @dataclass(frozen=True)
 class ShardSettings:
-    """Everything that decides a shard's bytes; its hash names the data folder and is in receipts."""
+    """Everything that decides a shard's bytes; its hash names the data folder and is in receipts.
+
+    `piece_chars` is not in the hash: it bounds memory (documents longer than that are tokenized in
+    pieces, see long_text.py) without changing the ids.
+    """
 
     fractions: SplitFractions
     append_eod: bool
@@ -34,10 +38,12 @@ class ShardSettings:
     sample: int | None  # documents per dataset (the whole dataset is one item then)
     batch_size: int
     settings_hash: str
+    piece_chars: int = DEFAULT_PIECE_CHARS
 
 
-def shard_prefix(data_dir: Path, split: str, item: WorkItem) -> Path:
-    return data_dir / split / item.dataset / f"shard_{item.shard:05d}"
+def staging_prefix(data_dir: Path, split: str, item: WorkItem) -> Path:
+    """Where a shard's split is written under temporary names (its first-generation prefix)."""
+    return data_dir / base_prefix(split, item.dataset, item.shard)
 
 
 def process_item(
@@ -48,15 +54,36 @@ def process_item(
     data_dir: Path,
     dtype: np.dtype,
 ) -> ShardReceipt:
-    """Write the item's split files (temporary names, then renamed) and its receipt (last)."""
+    """Write the item's split files (temporary names, then committed) and its receipt (last).
+
+    Whatever stops it (a full disk, a signal), its temporary files are removed.
+    """
+    tag = f".tmp{os.getpid()}"
+    try:
+        return _write_item(item, spec, settings, tokenizer, data_dir, dtype, tag)
+    except BaseException:
+        for split in SPLITS:
+            prefix = staging_prefix(data_dir, split, item)
+            for suffix in SUFFIXES:
+                Path(f"{prefix}{suffix}{tag}").unlink(missing_ok=True)
+        raise
+
+
+def _write_item(
+    item: WorkItem,
+    spec: DatasetSpec,
+    settings: ShardSettings,
+    tokenizer: TextTokenizer,
+    data_dir: Path,
+    dtype: np.dtype,
+    tag: str,
+) -> ShardReceipt:
     import numpy as np
 
     from nemotron.data.indexed_writer import IndexedWriter
 
-    started = time.perf_counter()
     inputs = fingerprint(item.ranges)
-    tag = f".tmp{os.getpid()}"
-    prefixes = {split: shard_prefix(data_dir, split, item) for split in SPLITS}
+    prefixes = {split: staging_prefix(data_dir, split, item) for split in SPLITS}
     builders = {}
     for split, prefix in prefixes.items():
         prefix.parent.mkdir(parents=True, exist_ok=True)
@@ -66,27 +93,42 @@ def process_item(
     receipt = ShardReceipt(item.id, settings.settings_hash, inputs, {s: SplitOutput() for s in SPLITS})
     batch: list[tuple[str, str]] = []
 
-    limit = settings.max_doc_tokens
+    limit = settings.max_doc_tokens or None
     eod = np.array([tokenizer.eod_id], dtype=np.uint32)
+    splitter: LongTextSplitter | None = None  # made for the item's first document longer than a piece
+
+    def add(split: str, text: str, parts: Iterable[np.ndarray], suffix: np.ndarray | None) -> None:
+        """Write one document from its ids in parts: at most `limit` of them, then `suffix`; count it."""
+        writer = builders[split]
+        writer.start_document()
+        written = 0
+        for ids in parts:  # a long document's pieces are encoded one at a time, as this loop asks
+            if limit is not None and written + len(ids) > limit:
+                writer.extend(ids[: limit - written])
+                receipt.truncated += 1
+                break  # the rest of the document is not even encoded
+            writer.extend(ids)
+            written += len(ids)
+        if suffix is not None:
+            writer.extend(suffix)
+        out = receipt.splits[split]
+        out.documents += 1
+        out.tokens += writer.end_document()
+        out.bytes += len(text) if text.isascii() else len(text.encode("utf-8"))
 
     def flush() -> None:
         # one flat uint32 array for the batch (gigatoken returns it without copies)
         encoded = tokenizer.encode_batch_flat([t for _, t in batch], append_eod=settings.append_eod and not limit)
-        offsets = encoded.offsets
-        for i, (split, text) in enumerate(batch):
-            ids = encoded.ids[offsets[i] : offsets[i + 1]]
-            if limit:
-                if len(ids) > limit:
-                    ids = ids[:limit]
-                    receipt.truncated += 1
-                if settings.append_eod:
-                    ids = np.concatenate([ids, eod])
-            builders[split].add_document(ids)
-            out = receipt.splits[split]
-            out.documents += 1
-            out.tokens += len(ids)
-            out.bytes += len(text.encode("utf-8"))
+        suffix = eod if settings.append_eod and limit else None
+        for (split, text), ids in zip(batch, encoded.arrays(), strict=True):
+            add(split, text, (ids,), suffix)
         batch.clear()
+
+    def add_long(split: str, text: str) -> None:
+        nonlocal splitter
+        splitter = splitter or splitter_for(tokenizer, settings.piece_chars)
+        pieces = (tokenizer.encode_batch_flat([piece]).ids for piece in splitter.pieces(text))
+        add(split, text, pieces, eod if settings.append_eod else None)
 
     accepted = 0
     for rng in item.ranges:
@@ -106,33 +148,34 @@ def process_item(
                 receipt.short += 1
                 continue
             accepted += 1
-            batch.append((settings.fractions.assign(spec.name, record.key), text))
+            split = settings.fractions.assign(spec.name, record.key)
+            if len(text) > settings.piece_chars:  # in pieces, after the documents before it
+                if batch:
+                    flush()
+                add_long(split, text)
+                continue
+            batch.append((split, text))
             if len(batch) >= settings.batch_size:
                 flush()
     if batch:
         flush()
     for split, prefix in prefixes.items():
         builders[split].finalize(f"{prefix}.idx{tag}")
-        _commit(prefix, tag, receipt.splits[split])
-    receipt.seconds = round(time.perf_counter() - started, 3)
+        _commit(data_dir, item, split, tag, receipt.splits[split])
     write_receipt(data_dir, receipt)  # written last: a shard without a valid receipt is redone
     return receipt
 
 
-def _commit(prefix: Path, tag: str, output: SplitOutput) -> None:
-    """Rename the temporary files into place, or drop them when the split got no documents."""
-    for suffix in (".bin", ".idx"):
-        tmp, final = Path(f"{prefix}{suffix}{tag}"), Path(f"{prefix}{suffix}")
-        if not output.documents:  # Megatron cannot map empty files; blend.json omits the split
-            tmp.unlink(missing_ok=True)
-            final.unlink(missing_ok=True)
-            continue
-        size, digest = tmp.stat().st_size, sha256_file(tmp)
-        os.replace(tmp, final)
-        if suffix == ".bin":
-            output.bin_size, output.bin_sha256 = size, digest
-        else:
-            output.idx_size, output.idx_sha256 = size, digest
+def _commit(data_dir: Path, item: WorkItem, split: str, tag: str, output: SplitOutput) -> None:
+    """Commit the split's temporary files (see shard_files.py), or drop them when it got no documents."""
+    base = base_prefix(split, item.dataset, item.shard)
+    staged = {suffix: data_dir / f"{base}{suffix}{tag}" for suffix in SUFFIXES}
+    if not output.documents:  # Megatron cannot map empty files; blend.json omits the split
+        for path in staged.values():
+            path.unlink(missing_ok=True)
+        return
+    output.prefix, sums = commit_files(data_dir, base, staged)
+    (output.bin_size, output.bin_sha256), (output.idx_size, output.idx_sha256) = sums[".bin"], sums[".idx"]
 
 
 # A worker process loads its tokenizer once; the pool's initializer stores it here.

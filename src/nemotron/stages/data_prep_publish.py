@@ -23,7 +23,7 @@ def publish_pretrain_data(
     context: JobContext,
     stage: str,
 ) -> Artifact:
-    """Publish blend.json (in the version) referencing the shards in place (no copies)."""
+    """Publish blend.json (in the version) referencing the shard files it lists in place (no copies)."""
     from nemotron.data.indexed_writer import token_dtype
 
     request = plan.request
@@ -66,7 +66,7 @@ def publish_pretrain_data(
         ),
         metadata=metadata,
         files={"blend": "blend.json"},
-        references=[request.data_dir],
+        references=result.files,
     )
 
 

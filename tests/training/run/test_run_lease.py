@@ -126,3 +126,27 @@ def test_a_requeued_slurm_job_takes_over_its_own_run(first_run, tmp_path):
         assert json.loads((tmp_path / "second.json").read_text())["iteration"] == 4
     finally:
         _end(holder)
+
+
+@pytest.mark.integration
+def test_every_rank_of_a_torchrun_stops_when_the_run_is_held(first_run, tmp_path):
+    """Rank 0 takes the lease and tells the others: both ranks end with the refusal, none hangs or resumes."""
+    root, folder = first_run
+    holder = _holder(folder)
+    try:
+        before = _snapshot(folder)
+        done = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(STAGE)]
+            + [str(root), "4", str(tmp_path / "second.json")],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode != 0, done.stdout[-3000:]
+        refusals = done.stderr.count(f"training run 'toy' {folder} is in use by another process")
+        assert refusals == 2, done.stderr[-5000:]  # rank 0's refusal, and the same on rank 1
+        assert "resumed" not in done.stdout
+        assert _snapshot(folder) == before
+    finally:
+        _end(holder)
