@@ -65,12 +65,12 @@ def publish_model_artifact(home: Path, name: str) -> None:
 
 def test_pretrain_dry_run_checks_data_kind_and_checkpoint_dir(run_cli, nemotron_home, tmp_path):
     publish_model_artifact(nemotron_home, "some-model")
-    # model.vocab_size set: otherwise `${art:data,metadata.tokenizer.vocab_size}` fails first (issue 9, point 8)
-    wrong_kind = ("run.data=some-model:latest", "model.vocab_size=512")
-    error = rejected(run_cli(*PRETRAIN, "-c", "tiny", "--dry-run", *wrong_kind, timeout=300))
+    # checked before the config's ${art:data,metadata.tokenizer.vocab_size} reads the artifact's metadata
+    error = rejected(run_cli(*PRETRAIN, "-c", "tiny", "--dry-run", "run.data=some-model:latest", timeout=300))
     assert error == (  # the job's message (training.datasets.gpt.resolve_source), at the key
-        "error: config key 'run.data': training data: artifact_ref 'some-model:v1' is some-model:v1, a "
-        "model-checkpoint artifact; training data must be pretrain-data (from `nemotron nano3 data prep pretrain`)"
+        "error: config key 'run.data': some-model:latest (some-model:v1) is a model-checkpoint artifact, but this "
+        "stage reads pretrain-data (made by `nemotron nano3 data prep pretrain`); name one of that kind "
+        "(nemotron artifacts list)"
     )
     prep = run_cli(*PREP, "-c", "tiny", timeout=300)  # the tiny data artifact pretrain reads
     assert prep.returncode == 0, prep.stdout + prep.stderr

@@ -26,6 +26,15 @@ class ArtifactKind(str, Enum):
     MODEL_CHECKPOINT = "model-checkpoint"
 
 
+# the command that makes each kind (named in errors about an artifact of the wrong kind)
+MADE_BY: dict[ArtifactKind, str] = {
+    ArtifactKind.PRETRAIN_DATA: "nemotron nano3 data prep pretrain",
+    ArtifactKind.SFT_DATA: "nemotron nano3 data prep sft",
+    ArtifactKind.RL_DATA: "nemotron nano3 data prep rl",
+    ArtifactKind.MODEL_CHECKPOINT: "nemotron nano3 pretrain",
+}
+
+
 class _Record:
     """to_dict/from_dict shared by the metadata dataclasses below."""
 

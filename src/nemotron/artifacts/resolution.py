@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nemotron.artifacts.errors import ArtifactError, ArtifactNotFoundError
+from nemotron.artifacts.kinds import MADE_BY, ArtifactKind
 from nemotron.artifacts.types import Artifact, ArtifactRef
 
 RUN_KEY = "run"  # the config section whose values may be artifact references
@@ -125,3 +126,16 @@ def artifact_field(artifact: Artifact, field: str) -> Any:
         f"artifact {artifact.ref} has no field {field!r}; use path, ref, version, name, kind, metadata.KEY "
         f"or a file role ({', '.join(sorted(artifact.files)) or 'none recorded'})"
     )
+
+
+def require_kind(artifact: Artifact, kind: ArtifactKind, *, ref: str) -> None:
+    """ArtifactError unless `artifact` (what `ref` resolved to) is of `kind`, naming the command that makes one.
+
+    The launch check of a stage's inputs and the job's own check both raise this message.
+    """
+    if artifact.kind != kind:
+        named = artifact.ref if ref.strip() == artifact.ref else f"{ref.strip()} ({artifact.ref})"
+        raise ArtifactError(
+            f"{named} is a {artifact.kind.value} artifact, but this stage reads {kind.value} "
+            f"(made by `{MADE_BY[kind]}`); name one of that kind (nemotron artifacts list)"
+        )

@@ -64,6 +64,8 @@ def prepare(request: LaunchRequest) -> PreparedJob:
     artifacts_root = env_file.artifacts_root or str(default_registry_root())
     # each reference is resolved once, here, so ${art:...} values and pinned run.* refs agree
     registry = PinnedRegistry(FileRegistry(artifacts_root))
+    raw = OmegaConf.to_container(loaded.cfg, resolve=False)  # the inputs' kinds, before ${art:...} reads them
+    stage.check_inputs(raw.get("run") if isinstance(raw, dict) else None, registry)
     with artifact_registry(registry):
         config = resolved_container(loaded.cfg, source=str(loaded.path))
     config, artifact_refs = resolve_references(config, registry)

@@ -6,9 +6,41 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nemotron.paths import recipes_root
+
+if TYPE_CHECKING:
+    from nemotron.artifacts.resolution import Resolver
+
+
+@dataclass(frozen=True)
+class StageInput:
+    """An artifact a stage reads: the key under `run:` that names it, and its kind."""
+
+    key: str  # e.g. "data" for run.data
+    kind: str  # an ArtifactKind value, e.g. "pretrain-data"
+
+    def check(self, value: Any, registry: Resolver) -> None:
+        """ArtifactError when `value` (the raw config value) is a reference to an artifact of another kind."""
+        from nemotron.artifacts import ArtifactError, ArtifactKind, ArtifactNotFoundError, ArtifactRef
+        from nemotron.artifacts.resolution import require_kind
+
+        if not isinstance(value, str) or "${" in value:
+            return  # unset, or an interpolation: checked where it is resolved
+        try:
+            ref = ArtifactRef.parse(value)  # `name` alone means name:latest, as ${art:...} reads it
+        except ArtifactError:
+            return  # not a reference: the config schema reports it
+        key = f"run.{self.key}"
+        try:
+            artifact = registry.resolve(ref)
+        except ArtifactNotFoundError as err:
+            raise err.at_key(key) from None
+        try:
+            require_kind(artifact, ArtifactKind(self.kind), ref=value)
+        except ArtifactError as err:
+            raise ArtifactError(f"config key '{key}': {err}") from None
 
 
 @dataclass(frozen=True)
@@ -39,6 +71,16 @@ class StageSpec:
     # config keys naming the artifact a run publishes, the first one set wins (messages about a missing
     # artifact name the built-in config that makes it)
     publishes: tuple[str, ...] = ()
+    # the artifacts the stage reads (keys under `run:`): their kind is checked at launch, before the
+    # config's ${art:...} values are read from them
+    inputs: tuple[StageInput, ...] = ()
+
+    def check_inputs(self, run_section: Any, registry: Resolver) -> None:
+        """Check each input's reference in the raw `run:` section (None when the config has none)."""
+        if not isinstance(run_section, dict):
+            return
+        for stage_input in self.inputs:
+            stage_input.check(run_section.get(stage_input.key), registry)
 
     @property
     def config_dir(self) -> Path:
@@ -83,6 +125,7 @@ NANO3_PRETRAIN = StageSpec(
     example_override="train.train_iters=600",
     requeue_on_signal=True,  # the runner's PreemptionWatcher saves; pretrain.py requeues
     publishes=("artifact_name", "run_name"),  # artifact_name null: the run's name
+    inputs=(StageInput("data", "pretrain-data"),),
 )
 
 STAGES: dict[str, StageSpec] = {

@@ -254,7 +254,9 @@ def test_missing_references_name_the_ref_and_what_exists(registry, tmp_path):
             files={"checkpoint": "ckpt"},
         )
     with pytest.raises(
-        ArtifactError, match="some-checkpoint:v1, a model-checkpoint artifact; training data must be pretrain-data"
+        ArtifactError,
+        match=r"artifact_ref 'some-checkpoint:latest': some-checkpoint:latest \(some-checkpoint:v1\) is a "
+        "model-checkpoint artifact, but this stage reads pretrain-data",
     ):
         build_datasets(config(tmp_path, artifact_ref="some-checkpoint:latest"), registry=registry)
 

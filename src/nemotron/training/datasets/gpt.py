@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nemotron.artifacts import Artifact, ArtifactError, ArtifactKind, FileRegistry, default_registry_root
+from nemotron.artifacts import ArtifactError, ArtifactKind, FileRegistry, default_registry_root
+from nemotron.artifacts.resolution import require_kind
 from nemotron.data.megatron_blend import SplitBlend, read_blend
 from nemotron.data.splits import SPLITS
 from nemotron.ranges import require_non_negative_int, require_positive_int
@@ -141,15 +142,6 @@ class GPTDatasets:
         return {"train": self.train, "valid": self.valid, "test": self.test}[name]
 
 
-def require_pretrain_data(ref: str, artifact: Artifact) -> None:
-    """ArtifactError unless `artifact` (what `ref` resolved to) is pretrain data; launch and the job both check it."""
-    if artifact.kind != ArtifactKind.PRETRAIN_DATA:
-        raise ArtifactError(
-            f"training data: artifact_ref {ref!r} is {artifact.ref}, a {artifact.kind.value} artifact; "
-            "training data must be pretrain-data (from `nemotron nano3 data prep pretrain`)"
-        )
-
-
 def resolve_source(cfg: TrainingDataConfig, registry: FileRegistry | None = None) -> DataSource:
     """The blend file of `cfg.artifact_ref` (resolved in `registry`, default the configured one) or `cfg.blend_path`."""
     if cfg.blend_path is not None:
@@ -165,7 +157,10 @@ def resolve_source(cfg: TrainingDataConfig, registry: FileRegistry | None = None
         artifact = registry.resolve(cfg.artifact_ref)
     except ArtifactError as err:
         raise ArtifactError(f"training data: artifact_ref {cfg.artifact_ref!r}: {err}") from None
-    require_pretrain_data(cfg.artifact_ref, artifact)
+    try:
+        require_kind(artifact, ArtifactKind.PRETRAIN_DATA, ref=cfg.artifact_ref)
+    except ArtifactError as err:
+        raise ArtifactError(f"training data: artifact_ref {cfg.artifact_ref!r}: {err}") from None
     tokenizer = artifact.typed_metadata().tokenizer
     token_ids = None
     if tokenizer is not None and tokenizer.eod_id is not None and tokenizer.vocab_size is not None:

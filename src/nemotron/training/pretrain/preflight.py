@@ -1,11 +1,8 @@
-"""The pretrain stage's launch preflight: the shared training checks plus its input, the pretrain-data artifact."""
+"""The pretrain stage's launch preflight: the shared training checks (its input's kind is checked by the catalog)."""
 
 from __future__ import annotations
 
-from nemotron.artifacts import ArtifactError
-from nemotron.config.resolvers import current_registry
 from nemotron.env import Profile
-from nemotron.training.datasets.gpt import require_pretrain_data
 from nemotron.training.pretrain.config import PretrainConfig
 from nemotron.training.run.preflight import check_checkpoint_dir, check_training_run
 
@@ -13,12 +10,8 @@ from nemotron.training.run.preflight import check_checkpoint_dir, check_training
 def check_pretrain(cfg: PretrainConfig, profile: Profile) -> list[str]:
     """ConfigError/ArtifactError for a config the job would reject, with the job's message; the dry run's notes.
 
-    `run.data` is already pinned (the launcher resolved it in the registry it made current); its kind is
-    checked as the job's `resolve_source` checks it.
+    `run.data` was pinned and its kind checked at launch (the catalog's `StageInput`), before the
+    config's `${art:data,...}` values were read from it.
     """
     check_training_run(cfg, profile)
-    try:
-        require_pretrain_data(cfg.run.data, current_registry().resolve(cfg.run.data))
-    except ArtifactError as err:
-        raise ArtifactError(f"config key 'run.data': {err}") from None
     return check_checkpoint_dir(cfg, profile)
