@@ -14,7 +14,19 @@ DOC = ROOT / "docs" / "architecture.md"
 # The layer map, low to high: a module may import its own layer and the layers below it, never one above.
 # A layer names top-level modules (base) or packages of nemotron; docs/architecture.md draws the same map.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("__init__", "errors", "ranges", "suggest", "paths", "atomic_write", "checksums", "quiet", "processes", "lease"),
+    (
+        "__init__",
+        "errors",
+        "ranges",
+        "suggest",
+        "paths",
+        "atomic_write",
+        "checksums",
+        "quiet",
+        "processes",
+        "lease",
+        "storage_errors",
+    ),
     ("env",),
     ("data",),
     ("artifacts",),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 T = TypeVar("T")
 
@@ -17,10 +17,21 @@ def run_reporting_errors(main: Callable[[], T], exit_code: int) -> T:
     """Call `main`; a NemotronError (any package's) ends the process as one `error:` line and `exit_code`.
 
     The CLI (exit code 2) and every stage entry point (exit code 1) go through here, so both
-    report the same set of errors; anything else is a bug and keeps its traceback.
+    report the same set of errors; so is an OSError of a folder that refuses writes (read-only,
+    full) that no caller explained (see storage_errors.py). Anything else is a bug and keeps its traceback.
     """
     try:
         return main()
     except NemotronError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        sys.exit(exit_code)
+        _report(str(err), exit_code)
+    except OSError as err:
+        from nemotron.storage_errors import STORAGE_ERRNOS, unexplained_storage_failure
+
+        if err.errno not in STORAGE_ERRNOS:
+            raise
+        _report(unexplained_storage_failure(err), exit_code)
+
+
+def _report(message: str, exit_code: int) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(exit_code)

@@ -30,9 +30,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import NoReturn
 
 from nemotron.errors import NemotronError
 from nemotron.processes import boot_id, pid_alive, slurm_job_active, start_time
+from nemotron.storage_errors import STORAGE_ERRNOS
 
 LEASE_FILE = ".lease.json"
 HEARTBEAT_S = 30.0  # how often the holder touches the lease file
@@ -238,12 +240,13 @@ def take_lease(
     """
     me = _me(os.environ if environ is None else environ)
     path = folder / LEASE_FILE
+    source = folder / f".{LEASE_FILE}.{me.token}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        source = folder / f".{LEASE_FILE}.{me.token}.tmp"
         source.write_text(json.dumps(asdict(me), indent=2) + "\n", encoding="utf-8")
     except OSError as err:
-        raise error(f"cannot take the lease on {what} {folder}: {err.strerror or err}; check the folder") from None
+        _unlink_quietly(source)  # half written on a full disk
+        _raise_unwritable(err, error, what, folder)
     deadline = time.monotonic() + wait_s
     try:
         attempts = 0
@@ -273,6 +276,21 @@ def take_lease(
             time.sleep(0.05)
         raise error(f"cannot take the lease on {what} {folder}: {path} keeps changing; retry")
     except OSError as err:
-        raise error(f"cannot take the lease on {what} {folder}: {err.strerror or err}; check the folder") from None
+        _raise_unwritable(err, error, what, folder)
     finally:
-        source.unlink(missing_ok=True)
+        _unlink_quietly(source)
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _raise_unwritable(err: OSError, error: type[Exception], what: str, folder: Path) -> NoReturn:
+    """A folder that refuses writes (read-only, full) is re-raised as it is, for the caller's storage_errors
+    to name the setting that moves it; any other failure becomes `error`."""
+    if err.errno in STORAGE_ERRNOS:
+        raise err
+    raise error(f"cannot take the lease on {what} {folder}: {err.strerror or err}; check the folder") from None

@@ -30,8 +30,8 @@ from nemotron.artifacts.kinds import ArtifactKind, metadata_type, parse_metadata
 from nemotron.artifacts.manifest import HASH_LIMIT_BYTES, Manifest, VerifyReport, build_manifest, check_manifest
 from nemotron.artifacts.types import Artifact, ArtifactRef, Lineage, validate_name
 from nemotron.atomic_write import write_text_atomic
-from nemotron.errors import storage_errors
 from nemotron.lease import take_lease
+from nemotron.storage_errors import storage_errors
 
 RECORD_FILE = "artifact.json"
 ROOT_SETTING = "NEMOTRON_ARTIFACTS_ROOT"  # what moves the default registry (see default_registry_root)

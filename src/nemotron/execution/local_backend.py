@@ -16,7 +16,7 @@ from nemotron.execution.errors import ExecutionError
 from nemotron.execution.job import StageJob
 from nemotron.execution.job_env import write_secrets_file
 from nemotron.execution.log_reader import LogCursor, read_new
-from nemotron.execution.records import JobRecord, jobs_root, save_record
+from nemotron.execution.records import JobRecord, jobs_root, save_record, writing_job_folder
 from nemotron.execution.states import JobState
 from nemotron.processes import boot_id, pid_alive, start_time
 
@@ -50,8 +50,9 @@ class LocalBackend:
 
     def submit(self, job: StageJob) -> JobRecord:
         job_dir = jobs_root() / job.name
-        config_path, _ = write_job_files(job_dir, job.config, job.provenance)
-        secrets = write_secrets_file(job_dir, job.secret_env)
+        with writing_job_folder(job_dir):
+            config_path, _ = write_job_files(job_dir, job.config, job.provenance)
+            secrets = write_secrets_file(job_dir, job.secret_env)
         command = shlex.join(job.command(self.python, str(config_path), self.nproc_per_node))
         # The wrapper records the exit code atomically so `jobs status` knows the outcome later.
         inner = "\n".join(
@@ -61,7 +62,7 @@ class LocalBackend:
             [
                 f"( set -e\n{inner}\n) > {LOG_FILE} 2>&1",  # setup failures land in the log too
                 "code=$?",
-                f'echo "$code" > {EXIT_FILE}.tmp && mv {EXIT_FILE}.tmp {EXIT_FILE}',
+                f'{{ echo "$code" > {EXIT_FILE}.tmp && mv {EXIT_FILE}.tmp {EXIT_FILE}; }} || rm -f {EXIT_FILE}.tmp',
             ]
         )
         # values reach the job through the process environment, never through the script's text

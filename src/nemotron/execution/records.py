@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from nemotron.atomic_write import write_text_atomic
 from nemotron.execution.errors import ExecutionError
 from nemotron.paths import nemotron_home
+from nemotron.storage_errors import storage_errors
 
 RECORD_FILE = "record.json"
 
@@ -32,10 +34,16 @@ def jobs_root() -> Path:
     return nemotron_home() / "jobs"
 
 
+def writing_job_folder(job_dir: Path) -> AbstractContextManager[None]:
+    """Report a job folder that cannot be written (NEMOTRON_HOME read-only or full) as one line."""
+    return storage_errors("the job folder", job_dir, "NEMOTRON_HOME")
+
+
 def save_record(record: JobRecord) -> Path:
     directory = jobs_root() / record.name
-    directory.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(directory / RECORD_FILE, json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
+    with writing_job_folder(directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(directory / RECORD_FILE, json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
     return directory / RECORD_FILE
 
 

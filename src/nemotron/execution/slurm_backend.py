@@ -19,10 +19,11 @@ from nemotron.execution.job import StageJob
 from nemotron.execution.job_env import SECRETS_FILE, write_secrets_file
 from nemotron.execution.log_reader import LogCursor, read_new
 from nemotron.execution.nemo_run_import import NemoRun
-from nemotron.execution.records import JobRecord, save_record
+from nemotron.execution.records import JobRecord, save_record, writing_job_folder
 from nemotron.execution.slurm_commands import LocalShell, SlurmClient, SSHShell
 from nemotron.execution.slurm_executor import LOG_SUBDIR, SlurmPlan, build_slurm_plan
 from nemotron.execution.states import JobState, from_slurm
+from nemotron.storage_errors import StorageError
 
 SUBMIT_LOG = "submit.log"
 # Queue states of a job that Slurm put back in the queue (scontrol requeue, preemption, node
@@ -50,6 +51,8 @@ class SlurmBackend:
                     experiment.run(detach=True)
                     handles = [(task.name, j.handle) for task, j in zip(plan.tasks, experiment.jobs, strict=True)]
                     experiment_id, _ = experiment_location(experiment)
+        except StorageError:
+            raise  # the local job folder cannot be written: its own one-line message
         except Exception as err:  # NeMo-Run surfaces sbatch failures as assorted exception types
             raise ExecutionError(
                 f"submission to Slurm failed (profile {self.profile.name!r}): {err}\n{chatter.getvalue()[-2000:]}"
@@ -92,9 +95,10 @@ class SlurmBackend:
     def _write_job_files(self, job: StageJob, job_dir: str, tunnel: Any) -> None:
         """Put config.yaml, job.yaml and the 0600 secrets file where the job will read them."""
         if self.profile.slurm is None or self.profile.slurm.ssh is None:
-            write_job_files(Path(job_dir), job.config, job.provenance)
-            write_secrets_file(Path(job_dir), job.secret_env)
-            Path(job_dir, LOG_SUBDIR).mkdir(exist_ok=True)  # Slurm does not create output folders
+            with writing_job_folder(Path(job_dir)):
+                write_job_files(Path(job_dir), job.config, job.provenance)
+                write_secrets_file(Path(job_dir), job.secret_env)
+                Path(job_dir, LOG_SUBDIR).mkdir(exist_ok=True)  # Slurm does not create output folders
             return
         import tempfile
 

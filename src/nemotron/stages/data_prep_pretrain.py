@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def writing_shards(config: DataPrepPretrainConfig, data_dir: Path) -> AbstractContextManager[None]:
     """Report a data folder that refuses writes (read-only, full) as one line with the setting that moves it."""
-    from nemotron.errors import storage_errors
+    from nemotron.storage_errors import storage_errors
 
     setting = "output_dir" if config.output_dir else "NEMOTRON_ARTIFACTS_ROOT (or output_dir)"
     return storage_errors("data prep shards", data_dir, setting)

@@ -15,8 +15,10 @@ from typing import Any
 import torch.distributed as dist
 from megatron.core import dist_checkpointing
 from megatron.core.dist_checkpointing.validation import StrictHandling
+from torch.distributed.checkpoint.api import CheckpointException  # a BaseException, not an Exception
 
 from nemotron.atomic_write import write_text_atomic
+from nemotron.storage_errors import storage_error
 from nemotron.training.checkpoint.layout import (
     ASIDE_SUFFIX,
     FORMAT_VERSION,
@@ -40,6 +42,7 @@ from nemotron.training.checkpoint.verify import check_request, verify_files
 from nemotron.training.cpu_compat import enable_cpu_compat
 
 logger = logging.getLogger(__name__)
+DIR_SETTING = "checkpoint.dir"  # the config key that moves a run's checkpoints
 
 
 # --- collectives ----------------------------------------------------------------------------------
@@ -62,14 +65,14 @@ def _process_group() -> Iterator[None]:
         dist.destroy_process_group()
 
 
-def _on_rank0(action: Callable[[], None], what: str) -> None:
+def _on_rank0(action: Callable[[], None], what: str, root: Path) -> None:
     """Run `action` on global rank 0 and raise CheckpointError on every rank if it failed there."""
     error: str | None = None
     if dist.get_rank() == 0:
         try:
             action()
         except Exception as err:  # noqa: BLE001 - reported to every rank below
-            error = f"{what} failed on rank 0: {type(err).__name__}: {err}"
+            error = f"{what} failed on rank 0: {_reason(err, root)}"
     status = [error]
     if dist.get_world_size() > 1:
         dist.broadcast_object_list(status, src=0)
@@ -112,19 +115,34 @@ def save_checkpoint(
     partial = root / f"{name}{PARTIAL_SUFFIX}"
     final = root / name
     with _process_group():
-        _on_rank0(lambda: _prepare(root, partial), f"preparing {partial}")
+        _on_rank0(lambda: _prepare(root, partial), f"preparing {partial}", root)
         dist.barrier()
         try:
             with helpers_keep_out_of_signals():  # a SIGTERM to the job reaches this process after the save
                 dist_checkpointing.save(_copy_structure(sharded_state_dict), str(partial))
-        except Exception as err:
+        except (Exception, CheckpointException) as err:
+            reason = _reason(err, root)  # before the partial folder goes: a full disk is still full here
+            if dist.get_rank() == 0:
+                shutil.rmtree(partial, ignore_errors=True)
             raise CheckpointError(
-                f"saving checkpoint {partial} failed ({type(err).__name__}: {err}); the previous checkpoint and "
-                f"{root / LATEST_FILE} are untouched and the next save removes {partial.name}"
+                f"saving checkpoint {final} failed: {reason}; {partial.name} was removed, the previous checkpoint "
+                f"and {root / LATEST_FILE} are untouched"
             ) from err
         dist.barrier()
-        _on_rank0(lambda: _commit(root, partial, final, info_text, keep_last), f"committing {final}")
+        _on_rank0(lambda: _commit(root, partial, final, info_text, keep_last), f"committing {final}", root)
     return CheckpointInfo(path=final, iteration=iteration, metadata=dict(metadata))
+
+
+def _reason(err: BaseException, root: Path) -> str:
+    """Why a save step failed, in one line: the folder's problem and the fix when it refused the write
+    (read-only, full), else the error (a CheckpointException's first failure, not its tracebacks)."""
+    refused = storage_error(err, "checkpoints", root, DIR_SETTING)
+    if refused is not None:
+        return str(refused)
+    if isinstance(err, CheckpointException) and err.failures:
+        rank, (first, _) = next(iter(err.failures.items()))
+        return f"rank {rank}: {type(first).__name__}: {first}"
+    return f"{type(err).__name__}: {err}"
 
 
 def _info_text(root: Path, iteration: int, metadata: dict, keep_last: int | None) -> str:
@@ -169,10 +187,17 @@ def _prepare(root: Path, partial: Path) -> None:
 
 
 def _commit(root: Path, partial: Path, final: Path, info_text: str, keep_last: int | None) -> None:
-    """Rank 0: mark the partial folder complete, move it into place, update `latest`, prune."""
-    fsync_files(partial)
-    write_durably(partial / INFO_FILE, info_text)
-    fsync_dir(partial)
+    """Rank 0: mark the partial folder complete, move it into place, update `latest`, prune.
+
+    A partial folder that cannot be marked complete (a full disk) is removed.
+    """
+    try:
+        fsync_files(partial)
+        write_durably(partial / INFO_FILE, info_text)
+        fsync_dir(partial)
+    except BaseException:
+        remove_tree(partial)
+        raise
     aside = final.with_name(final.name + ASIDE_SUFFIX)
     if final.exists():
         os.replace(final, aside)

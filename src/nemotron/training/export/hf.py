@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from nemotron.storage_errors import storage_error
 from nemotron.training.errors import TrainingError
 from nemotron.training.model.config import ModelConfig
 
@@ -36,6 +37,7 @@ TOKENIZER_FILES = (
     "chat_template.jinja",
 )
 WEIGHTS_FILE = "model.safetensors"
+OUT_SETTING = "OUT"  # the export folder: the CLI's OUT argument
 METADATA_FILE = "nemotron_export.json"
 
 
@@ -290,8 +292,8 @@ def export_hf(
     ids = _token_ids(tokenizer_dir, eod_id=eod_id, bos_id=bos_id, pad_id=pad_id)
     weights = hf_state_dict(model.state_dict(), config, dtype=torch_dtype)
     staging = out_dir.parent / f".{out_dir.name}.export-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
     try:
+        staging.mkdir(parents=True)
         save_file(weights, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
         _write_json(staging / "config.json", hf_config(config, dtype=dtype, **ids))
         _write_json(staging / "generation_config.json", generation_config(**ids))
@@ -299,8 +301,14 @@ def export_hf(
         if tokenizer_dir is not None:
             _write_tokenizer(Path(tokenizer_dir), staging)
         _move_into_place(staging, out_dir)
-    except BaseException:
+    except BaseException as err:
+        # judged before the staging folder goes: a full disk is still full here (safetensors hides the errno)
+        refused = (
+            storage_error(err, "the Hugging Face export", out_dir, OUT_SETTING) if isinstance(err, Exception) else None
+        )
         shutil.rmtree(staging, ignore_errors=True)
+        if refused is not None:
+            raise refused from err
         raise
     return out_dir
 

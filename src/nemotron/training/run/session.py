@@ -15,7 +15,9 @@ import torch
 
 from nemotron.artifacts import FileRegistry
 from nemotron.artifacts.kinds import TokenizerInfo
+from nemotron.errors import NemotronError
 from nemotron.lease import Lease, take_lease
+from nemotron.storage_errors import storage_error
 from nemotron.training.checkpoint.layout import CheckpointInfo
 from nemotron.training.checkpoint.rng import rng_sharded_state
 from nemotron.training.checkpoint.store import save_checkpoint
@@ -160,15 +162,22 @@ def sample_text(
 
 
 def _take_run_leases(cfg: TrainingRunConfig, folders: list[Path], context: DistributedContext) -> list[Lease]:
-    """Rank 0 takes the lease on each folder; every rank fails together when one is held (collective)."""
+    """Rank 0 takes the lease on each folder; every rank fails together when one is held or cannot be
+    written (collective)."""
     leases: list[Lease] = []
-    refusal: str | None = None
+    refusal: NemotronError | None = None
     if context.is_main:
+        folder = folders[0]
         try:
             for folder in folders:
                 leases.append(take_lease(folder, what=f"training run {cfg.run_name!r}", error=RunFolderBusy))
         except RunFolderBusy as err:
-            refusal = str(err)
+            refusal = err
+        except OSError as err:  # a read-only or full folder
+            setting = "checkpoint.dir" if folder != folders[0] else "NEMOTRON_ARTIFACTS_ROOT (runs/ is beside it)"
+            refusal = storage_error(err, "the training run", folder, setting) or RunFolderBusy(
+                f"cannot take the lease on training run {cfg.run_name!r} {folder}: {err}"
+            )
     if context.world_size > 1:
         shared = [refusal]
         torch.distributed.broadcast_object_list(shared, src=0)
@@ -176,7 +185,7 @@ def _take_run_leases(cfg: TrainingRunConfig, folders: list[Path], context: Distr
     if refusal is not None:
         for lease in leases:
             lease.release()
-        raise RunFolderBusy(refusal)
+        raise refusal
     return leases
 
 
