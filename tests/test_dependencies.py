@@ -24,7 +24,6 @@ NOT_IMPORTED = {
     "psutil": "megatron-core's dist_checkpointing writer needs it at run time but does not declare it",
     "leptonai": "only a version pin for NeMo-Run's own dependency",
     "tensorboard": "imported through torch.utils.tensorboard",
-    "tokenizers": "the fast backend of transformers' AutoTokenizer; receipts record its version",
 }
 
 # Extras that are development tools, not optional runtime features.

@@ -21,7 +21,11 @@ def token_dtype(vocab_size: int) -> np.dtype:
 
 
 class IndexedWriter:
-    """Append documents (one sequence each) to a .bin file; `finalize` writes the .idx."""
+    """Append documents (one sequence each) to a .bin file; `finalize` writes the .idx.
+
+    `add_document(ids)` writes a whole document; a long one can be written in parts instead:
+    `start_document()`, `extend(ids)` any number of times, `end_document()`.
+    """
 
     def __init__(self, bin_path: str | Path, dtype: np.dtype) -> None:
         self.dtype = np.dtype(dtype)
@@ -29,12 +33,36 @@ class IndexedWriter:
             raise ValueError(f"unsupported token dtype {self.dtype}")
         self._bin = open(bin_path, "wb")
         self._lengths: list[int] = []
+        self._open: int | None = None  # tokens of the document being written in parts
 
     def add_document(self, ids: np.ndarray) -> None:
+        self.start_document()
+        self.extend(ids)
+        self.end_document()
+
+    def start_document(self) -> None:
+        if self._open is not None:
+            raise RuntimeError("start_document(): the previous document was not ended")
+        self._open = 0
+
+    def extend(self, ids: np.ndarray) -> None:
+        """Append `ids` to the document started last."""
+        if self._open is None:
+            raise RuntimeError("extend() outside a document: call start_document() first")
         self._bin.write(np.asarray(ids, dtype=self.dtype).tobytes(order="C"))
-        self._lengths.append(len(ids))
+        self._open += len(ids)
+
+    def end_document(self) -> int:
+        """End the document started last; returns its length in tokens."""
+        if self._open is None:
+            raise RuntimeError("end_document() without start_document()")
+        length, self._open = self._open, None
+        self._lengths.append(length)
+        return length
 
     def finalize(self, idx_path: str | Path) -> None:
+        if self._open is not None:
+            raise RuntimeError("finalize(): a document was started and not ended")
         self._bin.close()
         lengths = np.array(self._lengths, dtype=np.int32)
         pointers = np.zeros(len(lengths), dtype=np.int64)

@@ -141,7 +141,7 @@ def _write_item(
                     receipt.bad_examples.append(record.problem)
                 continue
             text = record.text or ""
-            if not text.strip():
+            if not text or text.isspace():  # not text.strip(): that copies a long document
                 receipt.empty += 1
                 continue
             if len(text) < settings.min_doc_chars:

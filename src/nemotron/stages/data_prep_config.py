@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nemotron.artifacts.names import NAME_MAX_LENGTH, validate_artifact_name
+from nemotron.data.long_text import DEFAULT_PIECE_CHARS, MIN_PIECE_CHARS
 from nemotron.data.splits import SplitFractions
 from nemotron.ranges import require_int_in_range
 
@@ -59,6 +60,7 @@ class DataPrepPretrainConfig:
     force: bool = False
     min_doc_chars: int = 0
     max_doc_tokens: int | None = None
+    tokenize_piece_chars: int = DEFAULT_PIECE_CHARS  # longer documents are tokenized in pieces (memory)
     max_bad_records: int = 0
     sample: int | None = None  # documents per dataset; published as <artifact_name>-sample
     output_dir: str | None = None  # default: <registry root>/<artifact name>/data/<settings hash>
@@ -88,6 +90,13 @@ class DataPrepPretrainConfig:
         # The checks the job (data_prep_request.build_request) makes, here so that launch and --dry-run make them
         for key in ("num_shards", "batch_size"):
             require_int_in_range(f"key '{key}'", getattr(self, key), ValueError, minimum=1)
+        require_int_in_range(
+            "key 'tokenize_piece_chars'",
+            self.tokenize_piece_chars,
+            ValueError,
+            minimum=MIN_PIECE_CHARS,
+            fix="Documents longer than this many characters are tokenized in pieces of at most that size.",
+        )
         if self.sample is not None:
             require_int_in_range(
                 "key 'sample'",

@@ -14,6 +14,8 @@ from nemotron.data.pretrain_prep import PrepRequest
 from nemotron.data.tokenizer import TextTokenizer
 from nemotron.stages.data_prep_config import SAMPLE_SUFFIX
 
+CHECK_TEXT_CHARS = 10_000  # of each document that checks the fast tokenizer backend against the reference
+
 if TYPE_CHECKING:
     from nemotron.data.blend_spec import BlendSpec
     from nemotron.env import Profile
@@ -62,6 +64,7 @@ def build_request(config: DataPrepPretrainConfig, registry_root: Path) -> DataPr
         config.sample,
         config.batch_size,
         settings_hash,
+        piece_chars=config.tokenize_piece_chars,  # not in the hash: pieces give the ids of the whole text
     )
     name = config.artifact_name + (SAMPLE_SUFFIX if config.sample else "")
     data_dir = (
@@ -99,7 +102,11 @@ def check_inputs(config: DataPrepPretrainConfig, profile: Profile) -> list[str]:
 
 
 def sample_texts(blend: BlendSpec, per_dataset: int = 32) -> list[str]:
-    """The first readable documents of each local dataset (hub datasets are not opened here)."""
+    """The first readable documents of each local dataset (hub datasets are not opened here).
+
+    Each is cut to its first CHECK_TEXT_CHARS characters: the check encodes them whole with both
+    backends, and a huge document would take the Hugging Face one gigabytes of memory.
+    """
     from itertools import islice
 
     from nemotron.data.sources import iter_records, whole_dataset_ranges
@@ -109,7 +116,7 @@ def sample_texts(blend: BlendSpec, per_dataset: int = 32) -> list[str]:
         if spec.is_hub:
             continue
         records = (r for rng in whole_dataset_ranges(spec) for r in iter_records(rng, spec))
-        texts.extend(islice((r.text for r in records if r.text), per_dataset))
+        texts.extend(islice((r.text[:CHECK_TEXT_CHARS] for r in records if r.text), per_dataset))
     return texts
 
 
