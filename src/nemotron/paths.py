@@ -20,3 +20,16 @@ def recipes_root() -> Path:
     raise FileNotFoundError(
         f"recipes not found next to {package_dir}; reinstall nemotron (pip install .) or run from a checkout"
     )
+
+
+def unwritable_reason(folder: Path) -> str | None:
+    """Why `folder` cannot be created or written here (its nearest existing parent is not a writable
+    folder: a file, read-only, not permitted), or None when it can."""
+    existing = folder.expanduser().absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None

@@ -227,12 +227,15 @@ def test_a_read_only_home_with_artifacts_still_previews_training_and_reads_the_r
 
 
 @pytest.mark.parametrize("exists", [False, True], ids=["new-folder", "existing-folder"])
-def test_a_read_only_output_dir_fails_data_prep_in_one_line(mounts, tmp_path, exists):
+def test_a_read_only_output_dir_is_refused_at_launch(mounts, tmp_path, exists):
+    """The launch's preflight finds it (also in a dry run); a job that meets one anyway fails in one line too."""
     readonly = mounts.read_only(tmp_path / "readonly")
     out = readonly if exists else readonly / "data"
     env = isolated_env(tmp_path / "home")
-    done = nemotron(*PREP, f"output_dir={out}", env=env)
-    reported_error(done, str(out), "Read-only file system", "or set output_dir to a writable folder")
+    for dry_run in ((), ("--dry-run",)):
+        done = nemotron(*PREP, *dry_run, f"output_dir={out}", env=env)
+        assert done.returncode == 2, done.stdout + done.stderr
+        reported_error(done, str(out), "is not writable", "config key 'output_dir'")
     assert leftovers(tmp_path / "home") == []
 
 

@@ -146,7 +146,7 @@ def _jsonl_lines(
         origin = f"{path}:{line_no}" if line_no else f"{path}:byte {offset}"
         offset += len(raw)
         line_no = line_no + 1 if line_no else None
-        if not raw.strip():
+        if not raw or raw.isspace():  # (no stripped copy of a line that may hold a 50 MB document)
             continue
         try:
             record = json.loads(raw)

@@ -10,8 +10,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nemotron.data.errors import DataError
 from nemotron.data.pretrain_prep import PrepRequest
 from nemotron.data.tokenizer import TextTokenizer
+from nemotron.paths import unwritable_reason
 from nemotron.stages.data_prep_config import SAMPLE_SUFFIX
 
 CHECK_TEXT_CHARS = 10_000  # of each document that checks the fast tokenizer backend against the reference
@@ -98,6 +100,15 @@ def check_inputs(config: DataPrepPretrainConfig, profile: Profile) -> list[str]:
         notes.append(f"tokenizer.name_or_path {tokenizer} is not checked here; the job loads it on the cluster")
     else:
         check_tokenizer_source(tokenizer)
+    if config.output_dir:
+        output = Path(config.output_dir).expanduser()
+        if on_cluster:
+            notes.append(f"output_dir {output} is on the cluster's filesystem: not checked here; the job creates it")
+        elif (problem := unwritable_reason(output)) is not None:
+            raise DataError(
+                f"config key 'output_dir': cannot write data prep shards in {output}: {problem}. "
+                "Choose a folder you can write, or null for a folder in the artifact registry."
+            )
     return notes
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 from nemotron.config import ConfigError
 from nemotron.env import Profile
+from nemotron.paths import unwritable_reason
 from nemotron.training.model.config import ModelConfig, ParallelConfig, data_parallel_size, validate
 from nemotron.training.optim.lr_schedules import LRScheduleConfig, validate_schedule
 from nemotron.training.run.config import TrainingRunConfig, TrainSection
@@ -49,14 +49,8 @@ def check_checkpoint_dir(cfg: TrainingRunConfig, profile: Profile) -> list[str]:
     folder = Path(cfg.checkpoint.dir).expanduser()
     if profile.executor == "slurm":
         return [f"checkpoint.dir {folder} is on the cluster's filesystem: not checked here; the job creates it"]
-    existing = folder.absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        problem = f"{existing} is not a folder"
-    elif not os.access(existing, os.W_OK | os.X_OK):
-        problem = f"{existing} is not writable"
-    else:
+    problem = unwritable_reason(folder)
+    if problem is None:
         return []
     raise ConfigError(
         f"config key 'checkpoint.dir': cannot save checkpoints in {folder}: {problem}. "
