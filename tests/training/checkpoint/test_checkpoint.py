@@ -324,6 +324,12 @@ DAMAGE = {
     "garbage common.pt": (lambda f: (f / "common.pt").write_bytes(b"garbage" * 50), r"common\.pt is corrupted"),
     "truncated common.pt": (lambda f: _truncate(f / "common.pt"), r"common\.pt is corrupted"),
     "deleted metadata.json": (lambda f: (f / "metadata.json").unlink(), r"metadata\.json is missing"),
+    # same size, other bytes: only torch's reader finds out, and reports it as a CheckpointException (a
+    # BaseException holding every rank's traceback); the error is one line with the first rank's failure
+    "scrambled shard": (
+        lambda f: _first(f, "__*.distcp").write_bytes(b"\xff" * _first(f, "__*.distcp").stat().st_size),
+        r"^loading checkpoint [^\n]* failed \(rank 0: \w+: [^\n]*\); its files are damaged[^\n]*$",
+    ),
 }
 
 

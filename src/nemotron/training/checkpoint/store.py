@@ -139,10 +139,18 @@ def _reason(err: BaseException, root: Path) -> str:
     refused = storage_error(err, "checkpoints", root, DIR_SETTING)
     if refused is not None:
         return str(refused)
+    return _first_failure(err)
+
+
+def _first_failure(err: BaseException) -> str:
+    """`Type: first line of the message` of `err`, or of the first rank's failure inside a
+    CheckpointException (not its tracebacks): one line."""
+    rank = ""
     if isinstance(err, CheckpointException) and err.failures:
-        rank, (first, _) = next(iter(err.failures.items()))
-        return f"rank {rank}: {type(first).__name__}: {first}"
-    return f"{type(err).__name__}: {err}"
+        number, (first, _) = next(iter(err.failures.items()))
+        rank, err = f"rank {number}: ", first
+    line = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+    return f"{rank}{type(err).__name__}: {line}"
 
 
 def _info_text(root: Path, iteration: int, metadata: dict, keep_last: int | None) -> str:
@@ -249,11 +257,11 @@ def load_checkpoint(
     with _process_group():
         try:
             return dist_checkpointing.load(request, str(path), strict=handling)
-        except Exception as err:
+        except (Exception, CheckpointException) as err:
             raise CheckpointError(_load_failure(path, err)) from err
 
 
-def _load_failure(path: Path, err: Exception) -> str:
+def _load_failure(path: Path, err: BaseException) -> str:
     """The message for a load that failed inside megatron / torch.distributed.checkpoint."""
     if isinstance(err, ValueError) and ("Cannot merge" in str(err) or "Duplicate non-dict" in str(err)):
         return (
@@ -263,6 +271,6 @@ def _load_failure(path: Path, err: Exception) -> str:
             "at a matching iter_ folder"
         )
     return (
-        f"loading checkpoint {path} failed ({type(err).__name__}: {err}); its files are damaged or were written "
+        f"loading checkpoint {path} failed ({_first_failure(err)}); its files are damaged or were written "
         f"by another program: {RESUME_FIX}"
     )
