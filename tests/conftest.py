@@ -143,3 +143,20 @@ def add_env_profile(slurm_env_file) -> Callable[..., str]:
         return name
 
     return add
+
+
+@pytest.fixture(scope="session")
+def small_pretrain() -> tuple[str, ...]:
+    """Overrides that shrink the tiny pretraining recipe to seconds per run: 2 layers of width 64,
+    sequences of 64 tokens, batches of 8 (each test adds its own schedule and run settings)."""
+    return (
+        "model.num_layers=2",
+        "model.hidden_size=64",
+        "model.num_attention_heads=4",
+        "model.num_query_groups=2",
+        "model.ffn_hidden_size=128",
+        "model.seq_length=64",
+        "train.global_batch_size=8",
+        "train.micro_batch_size=4",
+        "train.eval_iters=2",
+    )

@@ -21,29 +21,25 @@ pytestmark = pytest.mark.integration
 
 PREP = ("nano3", "data", "prep", "pretrain", "-c", "tiny")
 PRETRAIN = ("nano3", "pretrain", "-c", "tiny")
-# The tiny recipe shrunk to seconds per run (as in test_pretrain_local.py), one checkpoint per step.
-SMALL = (
-    "model.num_layers=2",
-    "model.hidden_size=64",
-    "model.num_attention_heads=4",
-    "model.num_query_groups=2",
-    "model.ffn_hidden_size=128",
-    "model.seq_length=64",
-    "train.global_batch_size=8",
-    "train.micro_batch_size=4",
-    "train.eval_iters=2",
-    "train.eval_interval=null",
-    "lr.warmup_iters=0",
-    "guard.warmup_steps=1",
-    "sample.tokens=4",
-    "checkpoint.save_interval=1",
-)
 SECRETS = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "NGC_API_KEY", "NEMOTRON_WANDB_PROJECT")
 # What an interrupted or failed write may leave: temporary files, partial checkpoints, staging folders.
 LEFTOVER_PATTERNS = ("*.tmp*", "*.partial", "*.export-*", "*.replaced*")
 
 
 # --- mounts ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small(small_pretrain) -> tuple[str, ...]:
+    """The shared small model (conftest's small_pretrain) with this module's settings."""
+    return (
+        *small_pretrain,
+        "train.eval_interval=null",
+        "lr.warmup_iters=0",
+        "guard.warmup_steps=1",
+        "sample.tokens=4",
+        "checkpoint.save_interval=1",
+    )
 
 
 def _mount(*args: str) -> None:
@@ -171,17 +167,17 @@ def free_bytes(path: Path) -> int:
 
 @dataclass(frozen=True)
 class Trained:
-    """A NEMOTRON_HOME holding the tiny data artifact and a one-step checkpoint of the SMALL model."""
+    """A NEMOTRON_HOME holding the tiny data artifact and a one-step checkpoint of the small model."""
 
     home: Path
     checkpoint: Path
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Trained:
+def trained(tmp_path_factory, small) -> Trained:
     home = tmp_path_factory.mktemp("trained") / "home"
     env = isolated_env(home)
-    for args in (PREP, (*PRETRAIN, *SMALL, "train.train_iters=1", "run_name=base")):
+    for args in (PREP, (*PRETRAIN, *small, "train.train_iters=1", "run_name=base")):
         done = nemotron(*args, env=env)
         assert done.returncode == 0, done.stdout + done.stderr
     return Trained(home, home / "runs" / "base" / "checkpoints" / "iter_0000001")
@@ -211,15 +207,15 @@ def test_a_read_only_home_stops_a_launch_in_one_line_and_a_dry_run_still_works(m
     assert list(home.iterdir()) == []
 
 
-def test_a_read_only_home_with_artifacts_still_previews_training_and_reads_the_registry(mounts, trained):
+def test_a_read_only_home_with_artifacts_still_previews_training_and_reads_the_registry(mounts, trained, small):
     home = mounts.read_only(trained.home)  # until this test ends
     env = isolated_env(home)
-    preview = nemotron(*PRETRAIN, *SMALL, "run_name=preview", "--dry-run", env=env)
+    preview = nemotron(*PRETRAIN, *small, "run_name=preview", "--dry-run", env=env)
     assert preview.returncode == 0, preview.stdout + preview.stderr
     for reading in (("artifacts", "show", "base:latest"), ("artifacts", "verify", "base:latest"), ("jobs", "list")):
         done = nemotron(*reading, env=env)
         assert done.returncode == 0, done.stdout + done.stderr
-    launch = nemotron(*PRETRAIN, *SMALL, "run_name=preview", env=env)
+    launch = nemotron(*PRETRAIN, *small, "run_name=preview", env=env)
     reported_error(launch, str(home / "jobs"), "Read-only file system", "or set NEMOTRON_HOME to a writable folder")
 
 
@@ -274,12 +270,12 @@ def test_a_full_disk_fails_data_prep_in_one_line_and_leaves_no_temporaries(mount
 # --- training checkpoints ----------------------------------------------------------------------------------
 
 
-def test_a_full_disk_fails_a_checkpoint_save_in_one_line_and_keeps_the_previous_one(mounts, tmp_path, trained):
+def test_a_full_disk_fails_a_checkpoint_save_in_one_line_and_keeps_the_previous_one(mounts, tmp_path, trained, small):
     """Room for one checkpoint and a half: step 1 is saved, the save of step 2 runs out of space."""
     size = tree_bytes(trained.checkpoint)
     disk = mounts.tiny_disk(tmp_path / "checkpoints", size * 3 // 2)
     env = isolated_env(trained.home)
-    done = nemotron(*PRETRAIN, *SMALL, "train.train_iters=2", "run_name=full", f"checkpoint.dir={disk}", env=env)
+    done = nemotron(*PRETRAIN, *small, "train.train_iters=2", "run_name=full", f"checkpoint.dir={disk}", env=env)
     line = reported_error(
         done,
         str(disk / "iter_0000002"),
@@ -293,11 +289,11 @@ def test_a_full_disk_fails_a_checkpoint_save_in_one_line_and_keeps_the_previous_
     assert not (disk / "iter_0000002").exists()
 
 
-def test_a_read_only_checkpoint_dir_is_refused_at_launch(mounts, tmp_path, trained):
+def test_a_read_only_checkpoint_dir_is_refused_at_launch(mounts, tmp_path, trained, small):
     """The launch's preflight finds it (nothing starts); a save that meets one anyway reads as above."""
     folder = mounts.read_only(tmp_path / "readonly") / "checkpoints"
     env = isolated_env(trained.home)
-    done = nemotron(*PRETRAIN, *SMALL, "train.train_iters=1", "run_name=ro", f"checkpoint.dir={folder}", env=env)
+    done = nemotron(*PRETRAIN, *small, "train.train_iters=1", "run_name=ro", f"checkpoint.dir={folder}", env=env)
     assert done.returncode == 2, done.stdout + done.stderr
     reported_error(done, str(folder), "is not writable", "config key 'checkpoint.dir'")
     assert not (trained.home / "runs" / "ro").exists()
@@ -315,7 +311,7 @@ def test_export_into_a_read_only_folder_fails_in_one_line(mounts, tmp_path, trai
 
 
 def test_export_onto_a_full_disk_fails_in_one_line_and_leaves_nothing(mounts, tmp_path, trained):
-    """The SMALL model's weights take ~1.2 MB in bfloat16; the disk has 256 KiB."""
+    """The small model's weights take ~1.2 MB in bfloat16; the disk has 256 KiB."""
     disk = mounts.tiny_disk(tmp_path / "disk", 256 * 1024)
     out = disk / "hf"
     done = nemotron("nano3", "model", "export", "hf", str(trained.checkpoint), str(out), env=isolated_env(trained.home))

@@ -14,23 +14,14 @@ pytestmark = pytest.mark.integration
 
 PREP = ("nano3", "data", "prep", "pretrain", "-c", "tiny")
 PRETRAIN = ("nano3", "pretrain", "-c", "tiny")
-# The tiny recipe, shrunk so each run takes seconds: 2 layers of width 64, sequences of 64 tokens.
-SMALL = (
-    "model.num_layers=2",
-    "model.hidden_size=64",
-    "model.num_attention_heads=4",
-    "model.num_query_groups=2",
-    "model.ffn_hidden_size=128",
-    "model.seq_length=64",
-    "train.global_batch_size=8",
-    "train.micro_batch_size=4",
-    "train.eval_iters=2",
-    "lr.warmup_iters=5",
-    "guard.warmup_steps=5",
-    "sample.tokens=8",
-)
 STEP = re.compile(r"^progress: (\d+)/\d+ steps, loss ([0-9.]+)", re.MULTILINE)
 VALIDATION = re.compile(r"^validation at step (\d+): loss ([0-9.]+)", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def small(small_pretrain) -> tuple[str, ...]:
+    """The shared small model (conftest's small_pretrain) with this module's settings."""
+    return (*small_pretrain, "lr.warmup_iters=5", "guard.warmup_steps=5", "sample.tokens=8")
 
 
 @pytest.fixture(autouse=True)
@@ -49,10 +40,12 @@ def step_losses(text: str) -> dict[int, float]:
     return {int(step): float(loss) for step, loss in STEP.findall(text)}
 
 
-def test_tiny_pretraining_learns_publishes_a_model_and_exports_to_hf(run_cli, tiny_data, nemotron_home, tmp_path):
+def test_tiny_pretraining_learns_publishes_a_model_and_exports_to_hf(
+    run_cli, tiny_data, nemotron_home, tmp_path, small
+):
     done = run_cli(
         *PRETRAIN,
-        *SMALL,
+        *small,
         "train.train_iters=60",
         "train.eval_interval=30",
         "checkpoint.save_interval=30",
@@ -76,7 +69,7 @@ def test_tiny_pretraining_learns_publishes_a_model_and_exports_to_hf(run_cli, ti
     assert list((nemotron_home / "runs" / "learn" / "tensorboard").glob("events.out.tfevents.*"))
 
     # Re-running the finished run resumes at its end: nothing is trained or published again.
-    again = run_cli(*PRETRAIN, *SMALL, "train.train_iters=60", "run_name=learn", "artifact_name=tiny-model")
+    again = run_cli(*PRETRAIN, *small, "train.train_iters=60", "run_name=learn", "artifact_name=tiny-model")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resumed from" in again.stdout and "(step 60" in again.stdout
     assert not STEP.findall(again.stdout) and "nothing new to publish: tiny-model:v1" in again.stdout
@@ -126,9 +119,9 @@ def wait_for_step(log: Path, step: int, timeout: float = 120) -> None:
     raise AssertionError(f"step {step} never appeared in {log}:\n{log.read_text() if log.exists() else ''}")
 
 
-def test_a_stopped_run_resumes_on_the_same_loss_curve(run_cli, tiny_data, nemotron_home):
+def test_a_stopped_run_resumes_on_the_same_loss_curve(run_cli, tiny_data, nemotron_home, small):
     (nemotron_home.parent / "env.toml").write_text('[dev-box]\nexecutor = "local"\n')
-    run = (*PRETRAIN, *SMALL, "train.train_iters=120", "train.log_interval=1", "train.eval_interval=null")
+    run = (*PRETRAIN, *small, "train.train_iters=120", "train.log_interval=1", "train.eval_interval=null")
     straight = run_cli(*run, "run_name=straight", timeout=600)
     assert straight.returncode == 0, straight.stdout + straight.stderr
     expected = step_losses(straight.stdout)
@@ -157,8 +150,8 @@ def test_a_stopped_run_resumes_on_the_same_loss_curve(run_cli, tiny_data, nemotr
         assert loss == pytest.approx(expected[step], abs=2e-4), step
 
 
-def test_damaged_or_missing_checkpoints_are_reported_with_the_path(run_cli, tiny_data, nemotron_home):
-    base = (*PRETRAIN, *SMALL, "train.train_iters=12", "train.eval_interval=null", "run_name=damaged")
+def test_damaged_or_missing_checkpoints_are_reported_with_the_path(run_cli, tiny_data, nemotron_home, small):
+    base = (*PRETRAIN, *small, "train.train_iters=12", "train.eval_interval=null", "run_name=damaged")
     assert run_cli(*base).returncode == 0
     newest = nemotron_home / "runs" / "damaged" / "checkpoints" / "iter_0000012"
     next(newest.glob("__*.distcp")).unlink()

@@ -14,24 +14,21 @@ import pytest
 pytestmark = [pytest.mark.slurm, pytest.mark.integration]
 
 PREP = ("nano3", "data", "prep", "pretrain", "-c", "tiny")
-SMALL = (
-    "model.num_layers=2",
-    "model.hidden_size=64",
-    "model.num_attention_heads=4",
-    "model.num_query_groups=2",
-    "model.ffn_hidden_size=128",
-    "model.seq_length=64",
-    "train.global_batch_size=8",
-    "train.micro_batch_size=4",
-    "train.eval_iters=2",
-    "lr.warmup_iters=5",
-    "guard.warmup_steps=5",
-    "sample.tokens=4",
-    "train.log_interval=1",
-    "train.eval_interval=null",
-    "run_name=slurm-run",
-)
 TIMEOUT = 180
+
+
+@pytest.fixture(scope="module")
+def small(small_pretrain) -> tuple[str, ...]:
+    """The shared small model (conftest's small_pretrain) with this module's settings."""
+    return (
+        *small_pretrain,
+        "lr.warmup_iters=5",
+        "guard.warmup_steps=5",
+        "sample.tokens=4",
+        "train.log_interval=1",
+        "train.eval_interval=null",
+        "run_name=slurm-run",
+    )
 
 
 def logs_text(job_dir: Path) -> str:
@@ -46,11 +43,11 @@ def wait_until(predicate, what: str, timeout: float = 2 * TIMEOUT) -> None:
 
 
 @pytest.mark.usefixtures("slurm_cluster")
-def test_pretrain_requeues_on_the_time_limit_warning_and_resumes(run_cli, add_env_profile, nemotron_home):
+def test_pretrain_requeues_on_the_time_limit_warning_and_resumes(run_cli, add_env_profile, nemotron_home, small):
     add_env_profile("pretrain-slurm", ntasks_per_node=2)
     assert run_cli(*PREP, timeout=300).returncode == 0
 
-    submitted = run_cli("nano3", "pretrain", "-c", "tiny", *SMALL, "train.train_iters=150", "--batch", "pretrain-slurm")
+    submitted = run_cli("nano3", "pretrain", "-c", "tiny", *small, "train.train_iters=150", "--batch", "pretrain-slurm")
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     name, job_id = re.search(r"submitted (\S+) as Slurm job (\d+)", " ".join(submitted.stdout.split())).groups()
     job_dir = nemotron_home / "jobs" / name
@@ -72,7 +69,7 @@ def test_pretrain_requeues_on_the_time_limit_warning_and_resumes(run_cli, add_en
     assert "published slurm-run:v1 (step 150)" in second
 
     # Resume the finished run for 20 more steps in ONE local process: data-parallel size 2 -> 1.
-    more = run_cli("nano3", "pretrain", "-c", "tiny", *SMALL, "train.train_iters=170", timeout=600)
+    more = run_cli("nano3", "pretrain", "-c", "tiny", *small, "train.train_iters=170", timeout=600)
     assert more.returncode == 0, more.stdout + more.stderr
     assert "data 1" in more.stdout and "(step 150," in more.stdout
     assert "progress: 151/170" in more.stdout and "published slurm-run:v2 (step 170)" in more.stdout
