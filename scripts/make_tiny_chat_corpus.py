@@ -1,0 +1,200 @@
+"""Generate the tiny SFT chat corpus of the nano3 "tiny" recipe (recipes/nano3/assets/chat-tiny/).
+
+Deterministic (fixed seed, no external data): mostly two-digit addition and subtraction questions
+answered in one fixed format ("What is 47 + 38?" -> "47 + 38 = 85"), a few two-turn conversations,
+a system prompt in some records, and a small share of "which module is documented as ..."
+questions taken mechanically from the title lines of the tiny pretraining corpus. The problems of
+valid/test never occur in train (addition is matched as an unordered pair), nor do their module
+facts. Each record is one OpenAI-style chat plus `expected_answer` (the final assistant reply) and
+`verifier` for the RL stage.
+
+    python scripts/make_tiny_chat_corpus.py           # (re)write the files
+    python scripts/make_tiny_chat_corpus.py --check   # exit 1 if the shipped files differ
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSETS = REPO_ROOT / "recipes" / "nano3" / "assets"
+DEFAULT_OUT = ASSETS / "chat-tiny"
+LIBRARY_CORPUS = ASSETS / "corpus-tiny" / "python-library.jsonl"
+
+SEED = 1234
+SPLIT_SIZES = {"test": 200, "valid": 200, "train": 3000}  # records; eval splits draw their problems first
+HELD_OUT_FACTS = 8  # module questions per eval split; train gets the rest
+MULTI_TURN_SHARE = 0.05
+SYSTEM_SHARE = 0.25
+VERIFIER = "exact_match"  # the final assistant reply, stripped, equals expected_answer
+
+SYSTEM_PROMPTS = (
+    "You are a helpful assistant.",
+    "You are a helpful assistant. Answer briefly.",
+    "You are a careful assistant that answers arithmetic questions exactly.",
+)
+QUESTIONS = ("What is {a} {op} {b}?", "What is {a} {word} {b}?", "Compute {a} {op} {b}.", "{a} {op} {b} = ?")
+FOLLOW_UPS = ("And {a} {op} {b}?", "Now compute {a} {op} {b}.")
+MODULE_QUESTION = 'Which Python module is documented as "{desc}"?'
+OP_WORDS = {"+": "plus", "-": "minus"}
+# A library page's first line: "`heapq` — Heap queue algorithm" (also "--" or ":" as separator).
+TITLE_RE = re.compile(r"^`([a-z_][\w.]*)`(?: —| --|:) ([^`]+)$")
+
+Problem = tuple[str, int, int]  # (op, a, b): addition with a <= b (either order is asked), subtraction a >= b
+Message = dict[str, str]
+Record = dict[str, Any]
+
+
+def all_problems() -> list[Problem]:
+    """Every two-digit problem once: a + b as an unordered pair, a - b with a non-negative result."""
+    numbers = range(10, 100)
+    return [("+", a, b) for a in numbers for b in numbers if a <= b] + [
+        ("-", a, b) for a in numbers for b in numbers if a >= b
+    ]
+
+
+def module_facts(corpus: Path = LIBRARY_CORPUS) -> list[tuple[str, str]]:
+    """(module, description) from the title lines of the library pages; descriptions are unique."""
+    facts: dict[str, str] = {}
+    for line in corpus.read_text(encoding="utf-8").splitlines():
+        doc = json.loads(line)
+        if not doc["id"].endswith("#0"):
+            continue
+        match = TITLE_RE.match(doc["text"].split("\n", 1)[0])
+        if match and match.group(2) not in facts:
+            facts[match.group(2)] = match.group(1)
+    return sorted((module, desc) for desc, module in facts.items())
+
+
+def arithmetic_turn(rng: random.Random, problem: Problem, templates: tuple[str, ...]) -> list[Message]:
+    """One user question and its answer "a op b = result"."""
+    op, a, b = problem
+    if op == "+" and rng.random() < 0.5:
+        a, b = b, a
+    result = a + b if op == "+" else a - b
+    question = rng.choice(templates).format(a=a, b=b, op=op, word=OP_WORDS[op])
+    return [{"role": "user", "content": question}, {"role": "assistant", "content": f"{a} {op} {b} = {result}"}]
+
+
+def make_record(rng: random.Random, turns: list[Message]) -> Record:
+    """A chat record: an optional system prompt, the turns, and the final reply as expected answer."""
+    messages = list(turns)
+    if rng.random() < SYSTEM_SHARE:
+        messages.insert(0, {"role": "system", "content": rng.choice(SYSTEM_PROMPTS)})
+    return {"messages": messages, "expected_answer": messages[-1]["content"], "verifier": VERIFIER}
+
+
+def make_splits(seed: int = SEED) -> dict[str, list[Record]]:
+    """The records of each split; problems and module facts are drawn without replacement across splits."""
+    rng = random.Random(seed)
+    problems = all_problems()
+    rng.shuffle(problems)
+    facts = module_facts()
+    rng.shuffle(facts)
+    splits: dict[str, list[Record]] = {}
+    for name, size in SPLIT_SIZES.items():
+        n_facts = len(facts) if name == "train" else HELD_OUT_FACTS
+        split_facts, facts = facts[:n_facts], facts[n_facts:]
+        n_multi = round(size * MULTI_TURN_SHARE)
+        n_single = size - n_multi - len(split_facts)
+        n_problems = n_single + 2 * n_multi
+        if n_problems > len(problems):
+            raise SystemExit(f"{name}: needs {n_problems} problems, {len(problems)} left")
+        pool, problems = problems[:n_problems], problems[n_problems:]
+        records = [make_record(rng, arithmetic_turn(rng, p, QUESTIONS)) for p in pool[:n_single]]
+        for first, second in zip(pool[n_single::2], pool[n_single + 1 :: 2], strict=True):
+            turns = arithmetic_turn(rng, first, QUESTIONS) + arithmetic_turn(rng, second, FOLLOW_UPS)
+            records.append(make_record(rng, turns))
+        for module, desc in split_facts:
+            question = {"role": "user", "content": MODULE_QUESTION.format(desc=desc)}
+            records.append(make_record(rng, [question, {"role": "assistant", "content": module}]))
+        rng.shuffle(records)
+        splits[name] = records
+    return splits
+
+
+def render(splits: dict[str, list[Record]]) -> dict[str, bytes]:
+    """File name -> bytes of every generated file (JSONL with sorted keys, blend, README)."""
+    files = {
+        f"{name}.jsonl": "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records).encode()
+        for name, records in splits.items()
+    }
+    blend = {"datasets": [{"name": "chat-tiny", "path": "train.jsonl", "weight": 1.0, "text_field": "messages"}]}
+    files["blend.json"] = (json.dumps(blend, indent=2, sort_keys=True) + "\n").encode()
+    rows = []
+    for name in ("train", "valid", "test"):
+        records = splits[name]
+        two_turn = sum(sum(m["role"] == "user" for m in r["messages"]) == 2 for r in records)
+        system = sum(r["messages"][0]["role"] == "system" for r in records)
+        module = sum(r["messages"][-2]["content"].startswith(MODULE_QUESTION[:10]) for r in records)
+        size = len(files[f"{name}.jsonl"])
+        rows.append(f"| `{name}.jsonl` | {len(records):,} | {two_turn:,} | {system:,} | {module} | {size:,} |")
+    files["README.md"] = README.format(rows="\n".join(rows), seed=SEED).encode()
+    return files
+
+
+README = """\
+# chat-tiny: tiny SFT chat corpus
+
+Generated by `python scripts/make_tiny_chat_corpus.py` (seed {seed}); do not edit by hand.
+`python scripts/make_tiny_chat_corpus.py --check` exits 1 if these files differ from what the script
+writes. No external data: the arithmetic is synthetic and the module questions are taken from the
+title lines of `../corpus-tiny/python-library.jsonl` (Python documentation, PSF License; see
+`../LICENSE-PSF.txt`). The generated files are under the project's licence.
+
+## Contents
+
+- `train.jsonl`, `valid.jsonl`, `test.jsonl`: one conversation per line, OpenAI chat form:
+  `{{"messages": [{{"role": "system", ...}}?, {{"role": "user", "content": "What is 47 + 38?"}},
+  {{"role": "assistant", "content": "47 + 38 = 85"}}], "expected_answer": "47 + 38 = 85", "verifier": "exact_match"}}`.
+  `expected_answer` is the final assistant reply; `exact_match` means a reply is correct when,
+  stripped of surrounding whitespace, it equals `expected_answer`.
+- Tasks: two-digit addition and subtraction (non-negative results), always answered as
+  `a op b = result`, with a few question phrasings; about 5% two-turn conversations (the second
+  question is a new problem); a system prompt in about a quarter of the records; and one
+  `Which Python module is documented as "<title>"?` question per module title of the library
+  corpus (answer: the module name).
+- Held out: no problem of `valid`/`test` occurs in `train` (`a + b` and `b + a` count as one
+  problem), and their module questions are not in `train` either (those test recall of the
+  pretraining corpus and are expected to be hard for the tiny model).
+- `blend.json`: the training blend (`train.jsonl`, text field `messages`), in the format of the
+  pretraining blends.
+
+| file | conversations | two-turn | system prompt | module questions | bytes |
+|---|---:|---:|---:|---:|---:|
+{rows}
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT, help="where to write (default: %(default)s)")
+    parser.add_argument("--check", action="store_true", help="compare with the files in --out-dir, write nothing")
+    args = parser.parse_args(argv)
+    files = render(make_splits())
+    if args.check:
+        stale = [
+            n
+            for n, data in files.items()
+            if not (args.out_dir / n).is_file() or (args.out_dir / n).read_bytes() != data
+        ]
+        if stale:
+            print(f"{args.out_dir}: out of date: {', '.join(stale)}; run {Path(__file__).name}", file=sys.stderr)
+            return 1
+        print(f"{args.out_dir}: up to date ({len(files)} files)")
+        return 0
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (args.out_dir / name).write_bytes(data)
+    print(f"wrote {len(files)} files to {args.out_dir} ({sum(map(len, files.values())):,} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""The shipped tiny SFT chat corpus (recipes/nano3/assets/chat-tiny): generated, well formed, held out, correct."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nemotron.data.blend_spec import load_blend_spec
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "make_tiny_chat_corpus.py"
+CHAT = REPO / "recipes" / "nano3" / "assets" / "chat-tiny"
+LIBRARY = REPO / "recipes" / "nano3" / "assets" / "corpus-tiny" / "python-library.jsonl"
+SPLITS = ("train", "valid", "test")
+
+ANSWER_RE = re.compile(r"^(\d+) ([+-]) (\d+) = (\d+)$")
+MODULE_RE = re.compile(r'^Which Python module is documented as "(.+)"\?$')
+
+
+def _records(split: str) -> list[dict]:
+    return [json.loads(line) for line in (CHAT / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def _problems(record: dict) -> set[tuple[str, int, int]]:
+    """The arithmetic problems a record answers; addition as an unordered pair."""
+    found = set()
+    for message in record["messages"]:
+        match = ANSWER_RE.match(message["content"]) if message["role"] == "assistant" else None
+        if match:
+            a, op, b = int(match[1]), match[2], int(match[3])
+            found.add((op, *sorted((a, b))) if op == "+" else (op, a, b))
+    return found
+
+
+def _user_turns(record: dict) -> set[str]:
+    return {m["content"] for m in record["messages"] if m["role"] == "user"}
+
+
+def test_shipped_files_equal_the_generator_output():
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--check"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_check_mode_fails_on_a_stale_file(tmp_path):
+    subprocess.run([sys.executable, str(SCRIPT), "--out-dir", str(tmp_path)], check=True, capture_output=True)
+    with (tmp_path / "test.jsonl").open("a") as f:
+        f.write("{}\n")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--check", "--out-dir", str(tmp_path)], capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert "test.jsonl" in done.stderr
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_records_are_openai_chats_ending_in_the_expected_answer(split):
+    records = _records(split)
+    assert 100 <= len(records) <= 5000
+    for record in records:
+        assert set(record) == {"messages", "expected_answer", "verifier"}, record
+        assert record["verifier"] == "exact_match"
+        messages = record["messages"]
+        roles = [m["role"] for m in messages]
+        if roles[0] == "system":
+            roles = roles[1:]
+        assert roles and roles == ["user", "assistant"] * (len(roles) // 2), record
+        for message in messages:
+            assert set(message) == {"role", "content"}
+            assert isinstance(message["content"], str) and message["content"] == message["content"].strip() != ""
+        assert record["expected_answer"] == messages[-1]["content"]
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_answers_are_correct(split):
+    titles = {}  # description -> module, from the library pages' title lines
+    for line in LIBRARY.read_text(encoding="utf-8").splitlines():
+        first = json.loads(line)["text"].split("\n", 1)[0]
+        match = re.match(r"^`([\w.]+)`(?: —| --|:) (.+)$", first)
+        if match:
+            titles[match[2]] = match[1]
+    arithmetic = 0
+    for record in _records(split):
+        messages = [m for m in record["messages"] if m["role"] != "system"]
+        for question, answer in zip(messages[::2], messages[1::2], strict=True):
+            module = MODULE_RE.match(question["content"])
+            if module:
+                assert titles[module[1]] == answer["content"]
+                continue
+            match = ANSWER_RE.match(answer["content"])
+            assert match, answer
+            a, op, b, result = int(match[1]), match[2], int(match[3]), int(match[4])
+            assert 10 <= a <= 99 and 10 <= b <= 99
+            assert result == (a + b if op == "+" else a - b)
+            assert re.search(rf"\b{a} (\{op}|{'plus' if op == '+' else 'minus'}) {b}\b", question["content"]), question
+            arithmetic += 1
+    assert arithmetic >= 0.9 * len(_records(split))
+
+
+def test_valid_and_test_questions_are_held_out_from_train():
+    train = _records("train")
+    train_problems = set().union(*map(_problems, train))
+    train_questions = set().union(*map(_user_turns, train))
+    seen: set = set()
+    for split in ("valid", "test"):
+        records = _records(split)
+        problems = set().union(*map(_problems, records))
+        questions = set().union(*map(_user_turns, records))
+        assert problems and not problems & train_problems, split
+        assert not problems & seen, "valid and test share problems"
+        assert not {q for q in questions if MODULE_RE.match(q)} & train_questions, split
+        seen |= problems
+
+
+def test_blend_lists_the_training_file():
+    blend = load_blend_spec(CHAT / "blend.json")
+    assert [(d.name, Path(d.path), d.text_field) for d in blend.datasets] == [
+        ("chat-tiny", (CHAT / "train.jsonl").resolve(), "messages")
+    ]
