@@ -21,6 +21,13 @@ export_app = typer.Typer(
     context_settings=HELP,
 )
 app.add_typer(export_app, name="export")
+import_app = typer.Typer(
+    help="Import a model from another format as a model-checkpoint artifact.\n\n"
+    "Example: nemotron nano3 model import hf ./Llama-3.2-1B --name llama32-1b",
+    no_args_is_help=True,
+    context_settings=HELP,
+)
+app.add_typer(import_app, name="import")
 
 
 @export_app.command("hf")
@@ -54,3 +61,25 @@ def export_hf_command(
 
     written = export_checkpoint_hf(ref, out, configured_registry(), dtype=dtype, overwrite=overwrite)
     print(f"exported {ref} to {written} (load with transformers.AutoModelForCausalLM.from_pretrained)")
+
+
+@import_app.command("hf")
+def import_hf_command(
+    path: Path = typer.Argument(..., help="a Hugging Face model folder: config.json, *.safetensors, tokenizer files"),
+    name: str = typer.Option(..., "--name", help="the model-checkpoint artifact to publish (its next version)"),
+) -> None:
+    """Convert a LlamaForCausalLM or Qwen3ForCausalLM folder into a megatron checkpoint artifact.
+
+    Tied or untied embeddings, grouped-query attention and Llama-3 RoPE scaling are supported; the
+    tokenizer files are published with it. `model export hf NAME:latest OUT` converts it back.
+
+    Example: nemotron nano3 model import hf ./Llama-3.2-1B --name llama32-1b
+    """
+    from nemotron.cli.artifacts import configured_registry
+    from nemotron.quiet import silence_megatron_fallback_warnings
+
+    silence_megatron_fallback_warnings()
+    from nemotron.stages.catalog import import_hf_model
+
+    artifact = import_hf_model(path, name, configured_registry())
+    print(f"imported {path} as {artifact.ref} at {artifact.path}")

@@ -153,3 +153,8 @@ def producer_of(artifact_name: str) -> tuple[StageSpec, str] | None:
             if published == artifact_name:
                 return spec, name
     return None
+
+
+def import_hf_model(folder: Path, name: str, registry: Any) -> Any:
+    """`nemotron nano3 model import hf`: stages.model_import.import_hf_model (imported when called)."""
+    return _load("nemotron.stages.model_import:import_hf_model")(folder, name, registry)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,8 +54,13 @@ def publish_model_checkpoint(
     stage: str,
     *,
     loss: float | None,
+    inputs: Sequence[str] = (),
+    folders: Mapping[str, Sequence[Path]] | None = None,
 ) -> Artifact:
-    """Publish the checkpoint folder `checkpoint` (an iter_XXXXXXX folder) as the next version of `name`."""
+    """Publish the checkpoint folder `checkpoint` (an iter_XXXXXXX folder) as the next version of `name`.
+
+    `inputs`: more lineage inputs; `folders`: more file roles, each a folder of copies of the given files.
+    """
 
     state = metadata["train_state"]
     tokenizer = metadata.get("tokenizer")
@@ -73,11 +79,15 @@ def publish_model_checkpoint(
             "source_checkpoint": str(checkpoint),
         },
     )
-    inputs = tuple(ref for ref in (metadata.get("data"),) if ref)
+    inputs = tuple(ref for ref in (metadata.get("data"),) if ref) + tuple(inputs)
     if tokenizer:
         inputs += (f"tokenizer:{tokenizer['name_or_path']}",)
     with registry.staging(name) as staging:
         link_tree(checkpoint, staging.path / CHECKPOINT_SUBDIR)
+        for role, paths in (folders or {}).items():
+            (staging.path / role).mkdir()
+            for path in paths:
+                shutil.copy2(path, staging.path / role / path.name)
         return publish_with_mirrors(
             registry,
             mirrors,
@@ -85,5 +95,5 @@ def publish_model_checkpoint(
             kind=ArtifactKind.MODEL_CHECKPOINT,
             lineage=context.lineage(stage, inputs, ("nemotron", "torch", "megatron-core", "numpy")),
             metadata=meta,
-            files={"checkpoint": CHECKPOINT_SUBDIR},
+            files={"checkpoint": CHECKPOINT_SUBDIR, **{role: role for role in folders or {}}},
         )

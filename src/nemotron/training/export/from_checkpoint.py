@@ -15,16 +15,23 @@ from nemotron.training.model.config import ModelConfig
 
 def checkpoint_for(ref_or_path: str, registry: FileRegistry) -> tuple[CheckpointInfo, str]:
     """A checkpoint folder (iter_XXXXXXX) given directly, or the one inside a model-checkpoint artifact."""
+    info, source, _ = _checkpoint_and_tokenizer(ref_or_path, registry)
+    return info, source
+
+
+def _checkpoint_and_tokenizer(ref_or_path: str, registry: FileRegistry) -> tuple[CheckpointInfo, str, Path | None]:
+    """checkpoint_for, plus the artifact's own tokenizer folder (an imported model's), if it has one."""
     path = Path(ref_or_path).expanduser()
     if path.exists():
-        return read_checkpoint_info(path), str(path.resolve())
+        return read_checkpoint_info(path), str(path.resolve()), None
     artifact = registry.resolve(ref_or_path)
     if artifact.kind != ArtifactKind.MODEL_CHECKPOINT:
         raise ConfigError(
             f"{artifact.ref} is a {artifact.kind.value} artifact; export needs a model-checkpoint "
             "artifact (from `nemotron nano3 pretrain`) or a checkpoint folder"
         )
-    return read_checkpoint_info(artifact.file("checkpoint")), artifact.ref
+    tokenizer = artifact.file("tokenizer") if "tokenizer" in artifact.files else None
+    return read_checkpoint_info(artifact.file("checkpoint")), artifact.ref, tokenizer
 
 
 def unsplit_model_config(info: CheckpointInfo) -> ModelConfig:
@@ -56,11 +63,12 @@ def export_checkpoint_hf(
     from nemotron.training.model.build import build_model
     from nemotron.training.model.config import ParallelConfig
 
-    info, source = checkpoint_for(ref_or_path, registry)
+    info, source, tokenizer_dir = _checkpoint_and_tokenizer(ref_or_path, registry)
     model_cfg = unsplit_model_config(info)
     check_exportable(model_cfg)  # before loading gigabytes
     tokenizer = (info.metadata.get("tokenizer") or {}).get("name_or_path")
-    tokenizer_dir = Path(tokenizer) if tokenizer and Path(tokenizer).is_dir() else None
+    if tokenizer_dir is None and tokenizer and Path(tokenizer).is_dir():
+        tokenizer_dir = Path(tokenizer)
     single = ParallelConfig()
     context = init_distributed(single)
     try:
