@@ -7,7 +7,7 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -57,11 +57,11 @@ def architecture_of(config: Mapping[str, object], source: str = CONFIG_FILE) -> 
     return str(found)
 
 
-def model_config_from_hf(config: Mapping[str, object], source: str = CONFIG_FILE) -> ModelConfig:
+def model_config_from_hf(config: Mapping[str, Any], source: str = CONFIG_FILE) -> ModelConfig:
     """The ModelConfig of a Llama/Qwen3 config.json (the inverse of hf.hf_config); HfImportError for what it lacks."""
     architecture = architecture_of(config, source)
 
-    def get(key: str, default: object = None) -> object:
+    def get(key: str, default: object = None) -> Any:
         value = config.get(key, default)
         if value is None:
             raise HfImportError(f"{source}: key '{key}' is missing; re-save the model with save_pretrained")
@@ -70,8 +70,8 @@ def model_config_from_hf(config: Mapping[str, object], source: str = CONFIG_FILE
     def refuse(key: str, problem: str) -> None:
         raise HfImportError(f"{source}: key '{key}' {problem}; {SUPPORTED}")
 
-    hidden, heads = int(get("hidden_size")), int(get("num_attention_heads"))  # type: ignore[call-overload]
-    head_dim = int(config.get("head_dim") or hidden // heads)  # type: ignore[call-overload]
+    hidden, heads = int(get("hidden_size")), int(get("num_attention_heads"))
+    head_dim = int(config.get("head_dim") or hidden // heads)
     if hidden % heads or head_dim != hidden // heads:
         refuse("head_dim", f"is {head_dim} but hidden_size / num_attention_heads is {hidden / heads:g} (megatron's)")
     if config.get("hidden_act", "silu") != "silu":
@@ -82,21 +82,21 @@ def model_config_from_hf(config: Mapping[str, object], source: str = CONFIG_FILE
     if config.get("use_sliding_window"):
         refuse("use_sliding_window", "is true (sliding-window attention)")
     theta, factor = _rope(config, source)
-    kv_heads = int(config.get("num_key_value_heads") or heads)  # type: ignore[call-overload]
+    kv_heads = int(config.get("num_key_value_heads") or heads)
     return ModelConfig(
-        num_layers=int(get("num_hidden_layers")),  # type: ignore[call-overload]
+        num_layers=int(get("num_hidden_layers")),
         hidden_size=hidden,
         num_attention_heads=heads,
         num_query_groups=kv_heads if kv_heads != heads else None,
-        ffn_hidden_size=int(get("intermediate_size")),  # type: ignore[call-overload]
-        vocab_size=int(get("vocab_size")),  # type: ignore[call-overload]
-        seq_length=int(get("max_position_embeddings")),  # type: ignore[call-overload]
-        norm_epsilon=float(get("rms_norm_eps")),  # type: ignore[arg-type]
+        ffn_hidden_size=int(get("intermediate_size")),
+        vocab_size=int(get("vocab_size")),
+        seq_length=int(get("max_position_embeddings")),
+        norm_epsilon=float(get("rms_norm_eps")),
         rotary_base=theta,
         rope_scaling=factor,
         qk_layernorm=architecture == QWEN3,
         tie_embeddings=bool(config.get("tie_word_embeddings", False)),
-        init_method_std=float(config.get("initializer_range") or 0.02),  # type: ignore[arg-type]
+        init_method_std=float(config.get("initializer_range") or 0.02),
     )
 
 
