@@ -22,12 +22,18 @@ def recipes_root() -> Path:
     )
 
 
+def nearest_existing(path: Path) -> Path:
+    """`path` made absolute, or its nearest parent that exists (what decides whether it can be created)."""
+    existing = Path(path).expanduser().absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return existing
+
+
 def unwritable_reason(folder: Path) -> str | None:
     """Why `folder` cannot be created or written here (its nearest existing parent is not a writable
     folder: a file, read-only, not permitted), or None when it can."""
-    existing = folder.expanduser().absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = nearest_existing(folder)
     if not existing.is_dir():
         return f"{existing} is not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from nemotron.errors import NemotronError
+from nemotron.paths import nearest_existing
 
 # The errnos of a folder that refuses writes: read-only, full, over quota, not permitted.
 STORAGE_ERRNOS = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM)
@@ -53,11 +54,8 @@ def storage_errno(err: BaseException) -> int | None:
 
 def disk_full(path: Path) -> bool:
     """Whether the filesystem holding `path` (or its nearest existing parent) has almost no room left."""
-    existing = Path(path).absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
     try:
-        return shutil.disk_usage(existing).free < FULL_BELOW_BYTES
+        return shutil.disk_usage(nearest_existing(path)).free < FULL_BELOW_BYTES
     except OSError:
         return False
 

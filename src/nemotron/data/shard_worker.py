@@ -46,6 +46,12 @@ def staging_prefix(data_dir: Path, split: str, item: WorkItem) -> Path:
     return data_dir / base_prefix(split, item.dataset, item.shard)
 
 
+def _staged_files(data_dir: Path, split: str, item: WorkItem, tag: str) -> dict[str, Path]:
+    """The split's .bin/.idx under this process's temporary names (suffix -> path)."""
+    prefix = staging_prefix(data_dir, split, item)
+    return {suffix: Path(f"{prefix}{suffix}{tag}") for suffix in SUFFIXES}
+
+
 def process_item(
     item: WorkItem,
     spec: DatasetSpec,
@@ -63,9 +69,8 @@ def process_item(
         return _write_item(item, spec, settings, tokenizer, data_dir, dtype, tag)
     except BaseException:
         for split in SPLITS:
-            prefix = staging_prefix(data_dir, split, item)
-            for suffix in SUFFIXES:
-                Path(f"{prefix}{suffix}{tag}").unlink(missing_ok=True)
+            for path in _staged_files(data_dir, split, item, tag).values():
+                path.unlink(missing_ok=True)
         raise
 
 
@@ -89,7 +94,7 @@ def _write_item(
         prefix.parent.mkdir(parents=True, exist_ok=True)
         for stale in prefix.parent.glob(f"{prefix.name}.*.tmp*"):  # left by a killed earlier run
             stale.unlink(missing_ok=True)
-        builders[split] = IndexedWriter(f"{prefix}.bin{tag}", dtype)
+        builders[split] = IndexedWriter(_staged_files(data_dir, split, item, tag)[".bin"], dtype)
     receipt = ShardReceipt(item.id, settings.settings_hash, inputs, {s: SplitOutput() for s in SPLITS})
     batch: list[tuple[str, str]] = []
 
@@ -159,17 +164,17 @@ def _write_item(
                 flush()
     if batch:
         flush()
-    for split, prefix in prefixes.items():
-        builders[split].finalize(f"{prefix}.idx{tag}")
-        _commit(data_dir, item, split, tag, receipt.splits[split])
+    for split in SPLITS:
+        staged = _staged_files(data_dir, split, item, tag)
+        builders[split].finalize(staged[".idx"])
+        _commit(data_dir, base_prefix(split, item.dataset, item.shard), staged, receipt.splits[split])
     write_receipt(data_dir, receipt)  # written last: a shard without a valid receipt is redone
     return receipt
 
 
-def _commit(data_dir: Path, item: WorkItem, split: str, tag: str, output: SplitOutput) -> None:
-    """Commit the split's temporary files (see shard_files.py), or drop them when it got no documents."""
-    base = base_prefix(split, item.dataset, item.shard)
-    staged = {suffix: data_dir / f"{base}{suffix}{tag}" for suffix in SUFFIXES}
+def _commit(data_dir: Path, base: str, staged: dict[str, Path], output: SplitOutput) -> None:
+    """Commit the split's temporary files to `base`'s generations (see shard_files.py), or drop them when it
+    got no documents."""
     if not output.documents:  # Megatron cannot map empty files; blend.json omits the split
         for path in staged.values():
             path.unlink(missing_ok=True)
