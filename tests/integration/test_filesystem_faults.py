@@ -319,3 +319,29 @@ def test_export_onto_a_full_disk_fails_in_one_line_and_leaves_nothing(mounts, tm
     reported_error(done, str(out), "No space left on device", "or set OUT to a folder on a disk with room")
     assert list(disk.iterdir()) == []
     assert leftovers(disk) == []
+
+
+# --- Hugging Face import ------------------------------------------------------------------------------
+
+
+def test_model_import_hf_into_a_read_only_registry_fails_in_one_line(mounts, tmp_path):
+    """The line names the registry's setting (not checkpoint.dir, which the import does not use)."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=256,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+    )
+    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path / "hf")
+    home = mounts.read_only(tmp_path / "home")
+    done = nemotron("nano3", "model", "import", "hf", str(tmp_path / "hf"), "--name", "m", env=isolated_env(home))
+    assert done.returncode == 2, done.stdout + done.stderr
+    reported_error(done, str(home / "artifacts" / "m"), "Read-only file system", "set NEMOTRON_ARTIFACTS_ROOT")
+    assert list(home.iterdir()) == []

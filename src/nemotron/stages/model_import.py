@@ -25,6 +25,8 @@ def import_hf_model(folder: Path, name: str, registry: FileRegistry, mirrors: li
     folder = Path(folder).expanduser().resolve()
     read_hf_config(folder)  # a bad folder fails before anything is written
     work = registry.root / validate_name(name) / f".import-{uuid.uuid4().hex[:8]}"
+    with registry.writing(name):  # a read-only or full registry is named as such, before the conversion
+        work.mkdir(parents=True)
     try:
         info, _ = import_checkpoint(folder, work, run_name=name)
         config_sha = hashlib.sha256((folder / CONFIG_FILE).read_bytes()).hexdigest()
