@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import struct
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,24 @@ def publish(registry, mirrors, name="data", inputs=(), aliases=(), lineage=None)
         )
 
 
-def wandb_records(run_dir: Path) -> list:
+def wandb_records(run_dir: Path, wanted=("run", "artifact"), wait_s: float = 60.0) -> list:
+    """Records of an offline run's .wandb file, once it holds the `wanted` record types.
+
+    The file is written by wandb's own service process, which may still be flushing it when
+    `run.finish()` has returned (seen on a loaded machine): shut the service down, then poll."""
+    import wandb
+
+    wandb.teardown()
+    deadline = time.monotonic() + wait_s
+    while True:
+        records = read_wandb_file(run_dir)
+        seen = {r.WhichOneof("record_type") for r in records}
+        if set(wanted) <= seen or time.monotonic() > deadline:
+            return records
+        time.sleep(0.5)
+
+
+def read_wandb_file(run_dir: Path) -> list:
     """Records of an offline run's .wandb file (LevelDB-style log: 7-byte header, 32 KiB blocks)."""
     from wandb.proto import wandb_internal_pb2
 
@@ -58,7 +76,7 @@ def wandb_records(run_dir: Path) -> list:
             pos += left
             continue
         _crc, length, kind = struct.unpack("<IHB", raw[pos : pos + 7])
-        if kind == 0 and length == 0:
+        if (kind == 0 and length == 0) or pos + 7 + length > len(raw):  # end, or a record still being written
             break
         pending += raw[pos + 7 : pos + 7 + length]
         pos += 7 + length
