@@ -90,7 +90,10 @@ def read_wandb_file(run_dir: Path) -> list:
 
 @pytest.fixture
 def offline_wandb(tmp_path, monkeypatch) -> Path:
-    pytest.importorskip("wandb")
+    """Offline W&B writing under this test's folder: wandb's process-wide setup (which keeps the first
+    WANDB_DIR it saw, e.g. another test's) is torn down first, so the environment below applies."""
+    wandb = pytest.importorskip("wandb")
+    wandb.teardown()
     for name in ("WANDB_API_KEY", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_RUN_ID"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")
