@@ -49,7 +49,7 @@ TRAINING_LAYERS: tuple[tuple[str, ...], ...] = (
     ("loop",),
     ("export",),
     ("run",),
-    ("pretrain",),
+    ("pretrain", "sft"),
 )
 
 # Narrower than the layers. A stage's own training code is imported only by that stage's entry point
@@ -57,6 +57,7 @@ TRAINING_LAYERS: tuple[tuple[str, ...], ...] = (
 # stages/, whose face to the layers above is the catalog.
 ONLY_FROM: dict[str, tuple[str, ...]] = {
     "nemotron.training.pretrain": ("nemotron.stages.pretrain", "nemotron.stages.catalog"),
+    "nemotron.training.sft": ("nemotron.stages.sft", "nemotron.stages.catalog"),
 }
 ONLY_THROUGH: dict[str, tuple[str, ...]] = {
     "nemotron.stages": ("nemotron.stages.catalog",),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,4 +85,27 @@ def _plan_checkpoint_dir(path: Path) -> ImportPlan:
     step = checkpoint_step(path)
     if step is not None:
         detected["step"] = step
+    detected.update(_nemotron_checkpoint_fields(path))
     return ImportPlan({"checkpoint": str(path)}, (path,), detected)
+
+
+NEMOTRON_CHECKPOINT_INFO = "nemotron_checkpoint.json"  # written beside each checkpoint by nemotron's training stages
+
+
+def _nemotron_checkpoint_fields(path: Path) -> dict[str, Any]:
+    """Architecture, parallelism, tokenizer and tokens seen of a checkpoint a nemotron stage wrote (else nothing),
+    so that a fine-tuning stage can read its model settings from the imported artifact."""
+    try:
+        info = json.loads((path / NEMOTRON_CHECKPOINT_INFO).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(info, dict) or not isinstance(info.get("model"), dict):
+        return {}
+    fields: dict[str, Any] = {"architecture": info["model"]}
+    for key in ("parallelism", "tokenizer"):
+        if isinstance(info.get(key), dict):
+            fields[key] = info[key]
+    tokens = (info.get("train_state") or {}).get("tokens_seen")
+    if isinstance(tokens, int):
+        fields["tokens_seen"] = tokens
+    return fields

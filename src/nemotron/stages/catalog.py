@@ -128,8 +128,23 @@ NANO3_PRETRAIN = StageSpec(
     inputs=(StageInput("data", "pretrain-data"),),
 )
 
+NANO3_SFT = StageSpec(
+    key="sft",
+    family="nano3",
+    title="Fine-tune a model artifact on packed chat data (an sft-data artifact)",
+    entry_module="nemotron.stages.sft",
+    config_subdir="nano3/stage1_sft/config",
+    schema="nemotron.training.sft.config:SftConfig",
+    single_task=False,
+    preflight="nemotron.training.sft.preflight:check_sft",
+    example_override="train.train_iters=400",
+    requeue_on_signal=True,  # the session's PreemptionWatcher saves; sft.py requeues
+    publishes=("artifact_name", "run_name"),
+    inputs=(StageInput("data", "sft-data"), StageInput("model", "model-checkpoint")),
+)
+
 STAGES: dict[str, StageSpec] = {
-    f"{spec.family}/{spec.key}": spec for spec in (NANO3_DATA_PREP_PRETRAIN, NANO3_PRETRAIN)
+    f"{spec.family}/{spec.key}": spec for spec in (NANO3_DATA_PREP_PRETRAIN, NANO3_PRETRAIN, NANO3_SFT)
 }
 
 

@@ -77,6 +77,7 @@ def publish_model_checkpoint(
             "train_iters": metadata.get("train_iters"),
             "validation": state.get("last_eval") or {},
             "source_checkpoint": str(checkpoint),
+            **({"peft": metadata["peft"]} if metadata.get("peft") else {}),  # adapters only: their base and settings
         },
     )
     inputs = tuple(ref for ref in (metadata.get("data"),) if ref) + tuple(inputs)

@@ -10,12 +10,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from nemotron.artifacts.importing import NEMOTRON_CHECKPOINT_INFO
 from nemotron.training.errors import TrainingError
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-INFO_FILE = "nemotron_checkpoint.json"
+INFO_FILE = NEMOTRON_CHECKPOINT_INFO  # beside each checkpoint's files; `artifacts import` reads it
 LATEST_FILE = "latest"
 PARTIAL_SUFFIX = ".partial"
 ASIDE_SUFFIX = ".replaced"

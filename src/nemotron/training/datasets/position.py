@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from nemotron.ranges import require_positive_int
@@ -60,11 +61,11 @@ class BatchLayout:
         return dataset_length // self.global_batch_size * self.global_batch_size
 
 
-def collate_samples(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack GPTDataset samples into a micro-batch: [micro_batch, seq] tensors; attention_mask None (causal)."""
+def collate_samples(samples: list[dict[str, Any]], keys: tuple[str, ...] = BATCH_KEYS) -> dict[str, Any]:
+    """Stack samples' `keys` into a micro-batch: [micro_batch, seq] tensors; attention_mask None (causal)."""
     import torch
 
-    batch: dict[str, Any] = {key: torch.stack([sample[key] for sample in samples]) for key in BATCH_KEYS}
+    batch: dict[str, Any] = {key: torch.stack([sample[key] for sample in samples]) for key in keys}
     batch["attention_mask"] = None
     return batch
 
@@ -90,7 +91,7 @@ class MicroBatchIterator:
     a position k (a multiple of `global_batch_size`, i.e. a step boundary) yields exactly what an
     uninterrupted run yields from k on, also with a different data-parallel size. The iterator
     stops after the last complete global batch of the dataset. `num_workers` > 0 reads samples
-    in worker processes (torch DataLoader); the order is the same.
+    in worker processes (torch DataLoader); the order is the same. `keys`: the sample entries batched.
     """
 
     def __init__(
@@ -103,6 +104,7 @@ class MicroBatchIterator:
         *,
         global_batch_size: int,
         num_workers: int = 0,
+        keys: tuple[str, ...] = BATCH_KEYS,
     ) -> None:
         if dataset is None:
             raise TrainingDataError(
@@ -113,6 +115,7 @@ class MicroBatchIterator:
         self.rank = data_parallel_rank
         self.dataset = dataset
         self.num_workers = num_workers
+        self.collate = partial(collate_samples, keys=keys)
         self.stop = self.layout.usable_samples(len(dataset))
         if not isinstance(consumed_samples, int) or consumed_samples < 0 or consumed_samples % global_batch_size:
             raise TrainingDataError(
@@ -164,14 +167,14 @@ class MicroBatchIterator:
     def _open(self) -> Iterator[dict[str, Any]]:
         sampler = _Sampler(self.layout, self.rank, self._consumed, self.stop)
         if self.num_workers == 0:
-            return (collate_samples([self.dataset[i] for i in indices]) for indices in sampler)
+            return (self.collate([self.dataset[i] for i in indices]) for indices in sampler)
         from torch.utils.data import DataLoader
 
         loader = DataLoader(
             self.dataset,
             batch_sampler=sampler,
             num_workers=self.num_workers,
-            collate_fn=collate_samples,
+            collate_fn=self.collate,
             persistent_workers=False,
         )
         return iter(loader)

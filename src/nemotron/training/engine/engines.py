@@ -24,6 +24,7 @@ from nemotron.training.distributed.parallel import DistributedContext
 from nemotron.training.engine.objective import LOSS_KEY, Batch, LossOutput, Objective
 from nemotron.training.model.build import build_model
 from nemotron.training.model.config import ModelConfig, ParallelConfig, resolved_precision
+from nemotron.training.model.lora import base_part, checkpoint_part, load_part
 from nemotron.training.optim.optimizer import OptimizerConfig, build_optimizer, clip_gradients
 
 
@@ -62,6 +63,10 @@ class Engine(Protocol):
     def sharded_state_dict(self, is_loading: bool = False) -> dict[str, Any]: ...
 
     def load_sharded_state(self, loaded: dict[str, Any]) -> None: ...
+
+    def load_model_weights(self, model_state: dict[str, Any]) -> None: ...
+
+    def weights_sharded_state_dict(self) -> dict[str, Any]: ...
 
     def unwrapped_model(self) -> torch.nn.Module: ...
 
@@ -139,10 +144,13 @@ class CpuEngine(_ScheduleEngine):
         context: DistributedContext,
         micro_batch_size: int,
         objective: Objective,
+        prepare_model: Callable[[torch.nn.Module], None] | None = None,
     ) -> None:
         super().__init__(model_cfg, context, micro_batch_size, objective)
         self.clip_grad = optim.clip_grad
         model = build_model(model_cfg, parallel, self.device)
+        if prepare_model is not None:
+            prepare_model(model)
         model.config.calculate_per_token_loss = True
         model.config.finalize_model_grads_func = self._finalize_grads
         self.model_chunks = [model]
@@ -180,14 +188,22 @@ class CpuEngine(_ScheduleEngine):
         from nemotron.training.checkpoint.optimizer_state import optimizer_sharded_state_dict
 
         model: Any = self.model_chunks[0]  # a megatron GPTModel (untyped)
-        model_state = model.sharded_state_dict()
+        model_state = checkpoint_part(model.sharded_state_dict())
         return {"model": model_state, "optimizer": optimizer_sharded_state_dict(self.optimizer, model_state, model)}
 
     def load_sharded_state(self, loaded: dict[str, Any]) -> None:
         from nemotron.training.checkpoint.optimizer_state import load_optimizer_state
 
-        self.model_chunks[0].load_state_dict(loaded["model"])
+        load_part(self.unwrapped_model(), loaded["model"])
         load_optimizer_state(self.optimizer, loaded["optimizer"])
+
+    def weights_sharded_state_dict(self) -> dict[str, Any]:
+        model: Any = self.model_chunks[0]
+        return base_part(model.sharded_state_dict())
+
+    def load_model_weights(self, model_state: dict[str, Any]) -> None:
+        """Weights only (a fine-tuning start): the optimizer keeps its fresh state."""
+        load_part(self.unwrapped_model(), model_state)
 
     def unwrapped_model(self) -> torch.nn.Module:
         return self.model_chunks[0]
@@ -206,6 +222,7 @@ class GpuEngine(_ScheduleEngine):
         context: DistributedContext,
         micro_batch_size: int,
         objective: Objective,
+        prepare_model: Callable[[torch.nn.Module], None] | None = None,
     ) -> None:
         from megatron.core.distributed import (
             DistributedDataParallel,
@@ -218,6 +235,8 @@ class GpuEngine(_ScheduleEngine):
 
         super().__init__(model_cfg, context, micro_batch_size, objective)
         model = build_model(model_cfg, parallel, self.device)
+        if prepare_model is not None:
+            prepare_model(model)  # before DDP, which buckets only the parameters that require grad
         config = model.config
         bf16 = resolved_precision(model_cfg, self.device) == "bf16"
         model.cuda(self.device)
@@ -262,7 +281,7 @@ class GpuEngine(_ScheduleEngine):
         return StepResult(loss=loss, tokens=tokens, grad_norm=norm, skipped=not applied)
 
     def sharded_state_dict(self, is_loading: bool = False) -> dict[str, Any]:
-        model_state = self.model_chunks[0].sharded_state_dict()
+        model_state = checkpoint_part(self.model_chunks[0].sharded_state_dict())
         # the canonical per-parameter layout: loadable with other tensor/pipeline/data-parallel sizes
         optimizer_state = self.optimizer.sharded_state_dict(
             model_state, is_loading=is_loading, metadata={"distrib_optim_sharding_type": "fully_reshardable"}
@@ -270,8 +289,16 @@ class GpuEngine(_ScheduleEngine):
         return {"model": model_state, "optimizer": optimizer_state}
 
     def load_sharded_state(self, loaded: dict[str, Any]) -> None:
-        self.model_chunks[0].load_state_dict(loaded["model"])
+        load_part(self.unwrapped_model(), loaded["model"])
         self.optimizer.load_state_dict(loaded["optimizer"])
+
+    def weights_sharded_state_dict(self) -> dict[str, Any]:
+        return base_part(self.model_chunks[0].sharded_state_dict())
+
+    def load_model_weights(self, model_state: dict[str, Any]) -> None:
+        """Weights only (a fine-tuning start); the optimizer's fp32 main weights are copied from them."""
+        load_part(self.unwrapped_model(), model_state)
+        self.optimizer.reload_model_params()
 
     def unwrapped_model(self) -> torch.nn.Module:
         module = self.model_chunks[0].module
@@ -285,7 +312,11 @@ def build_engine(
     context: DistributedContext,
     micro_batch_size: int,
     objective: Objective,
+    prepare_model: Callable[[torch.nn.Module], None] | None = None,
 ) -> Engine:
-    """The engine for this process's device, stepping `objective` (needs init_distributed first)."""
+    """The engine for this process's device, stepping `objective` (needs init_distributed first).
+
+    `prepare_model` changes the built model before its optimizer is made (e.g. attaches LoRA adapters).
+    """
     engine_type = GpuEngine if context.device.type == "cuda" else CpuEngine
-    return engine_type(model_cfg, parallel, optim, context, micro_batch_size, objective)
+    return engine_type(model_cfg, parallel, optim, context, micro_batch_size, objective, prepare_model)

@@ -4,34 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
-from nemotron.artifacts import ArtifactKind, FileRegistry
+from nemotron.artifacts import FileRegistry
 from nemotron.config import to_dataclass
-from nemotron.config.errors import ConfigError
 from nemotron.training.checkpoint.layout import INFO_FILE, CheckpointError, CheckpointInfo, read_checkpoint_info
+from nemotron.training.checkpoint.sources import checkpoint_and_tokenizer
 from nemotron.training.checkpoint.store import load_checkpoint
 from nemotron.training.model.config import ModelConfig
-
-
-def checkpoint_for(ref_or_path: str, registry: FileRegistry) -> tuple[CheckpointInfo, str]:
-    """A checkpoint folder (iter_XXXXXXX) given directly, or the one inside a model-checkpoint artifact."""
-    info, source, _ = _checkpoint_and_tokenizer(ref_or_path, registry)
-    return info, source
-
-
-def _checkpoint_and_tokenizer(ref_or_path: str, registry: FileRegistry) -> tuple[CheckpointInfo, str, Path | None]:
-    """checkpoint_for, plus the artifact's own tokenizer folder (an imported model's), if it has one."""
-    path = Path(ref_or_path).expanduser()
-    if path.exists():
-        return read_checkpoint_info(path), str(path.resolve()), None
-    artifact = registry.resolve(ref_or_path)
-    if artifact.kind != ArtifactKind.MODEL_CHECKPOINT:
-        raise ConfigError(
-            f"{artifact.ref} is a {artifact.kind.value} artifact; export needs a model-checkpoint "
-            "artifact (from `nemotron nano3 pretrain`) or a checkpoint folder"
-        )
-    tokenizer = artifact.file("tokenizer") if "tokenizer" in artifact.files else None
-    return read_checkpoint_info(artifact.file("checkpoint")), artifact.ref, tokenizer
 
 
 def unsplit_model_config(info: CheckpointInfo) -> ModelConfig:
@@ -46,6 +26,25 @@ def unsplit_model_config(info: CheckpointInfo) -> ModelConfig:
     return dataclasses.replace(
         model, make_vocab_size_divisible_by=model.make_vocab_size_divisible_by * tensor, precision="fp32"
     )
+
+
+def load_merged_weights(model: Any, info: CheckpointInfo) -> None:
+    """Load `info`'s weights into an unsplit `model`; LoRA adapters (a checkpoint holding only them) are loaded
+    onto their base checkpoint's weights and merged into them."""
+    from nemotron.training.model.lora import LoraSettings, attach_lora, checkpoint_part, load_part, merge_lora
+
+    peft = info.metadata.get("peft")
+    if not peft:
+        loaded = load_checkpoint(info, {"model": model.sharded_state_dict()})
+        model.load_state_dict(loaded["model"])
+        return
+    base = read_checkpoint_info(Path(peft["base_checkpoint"]))
+    load_merged_weights(model, base)
+    settings = LoraSettings(peft["rank"], peft["alpha"], peft["dropout"], tuple(peft["target_modules"]))
+    attach_lora(model, settings)
+    loaded = load_checkpoint(info, {"model": checkpoint_part(model.sharded_state_dict())})
+    load_part(model, loaded["model"])
+    merge_lora(model)
 
 
 def export_checkpoint_hf(
@@ -63,7 +62,7 @@ def export_checkpoint_hf(
     from nemotron.training.model.build import build_model
     from nemotron.training.model.config import ParallelConfig
 
-    info, source, tokenizer_dir = _checkpoint_and_tokenizer(ref_or_path, registry)
+    info, source, tokenizer_dir = checkpoint_and_tokenizer(ref_or_path, registry)
     model_cfg = unsplit_model_config(info)
     check_exportable(model_cfg)  # before loading gigabytes
     tokenizer = (info.metadata.get("tokenizer") or {}).get("name_or_path")
@@ -73,8 +72,7 @@ def export_checkpoint_hf(
     context = init_distributed(single)
     try:
         model = build_model(model_cfg, single, context.device)
-        loaded = load_checkpoint(info, {"model": model.sharded_state_dict()})
-        model.load_state_dict(loaded["model"])
+        load_merged_weights(model, info)
         metadata = {
             "source": source,
             "checkpoint": str(info.path),

@@ -81,6 +81,18 @@ def restore(engine: Engine, info: CheckpointInfo, model: ModelConfig) -> tuple[T
     return state, scheduler_state
 
 
+def load_weights(engine: Engine, info: CheckpointInfo, model: ModelConfig) -> None:
+    """Load only the model weights of `info` into `engine`: a fine-tuning start (fresh optimizer, step 0)."""
+    check_compatible(info, model)
+    if info.metadata.get("peft"):
+        raise CheckpointError(
+            f"{info.path} holds LoRA adapters only (their base: {info.metadata['peft'].get('base')}); start from a "
+            "merged model: `nemotron nano3 model export hf` merges them, `nemotron nano3 model import hf` imports that"
+        )
+    loaded = load_checkpoint(info, {"model": engine.weights_sharded_state_dict()})
+    engine.load_model_weights(loaded["model"])
+
+
 def _model_split(parallelism: dict[str, Any]) -> tuple[int, int]:
     return int(parallelism.get("tensor", 1)), int(parallelism.get("pipeline", 1))
 

@@ -7,7 +7,7 @@ everything else here is shared, so pretraining, SFT and RL run, save, resume and
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from nemotron.training.model.flops import mfu
 from nemotron.training.optim.lr_schedules import LRScheduler
 from nemotron.training.run.config import TrainingRunConfig, checkpoint_dir, run_dir
 from nemotron.training.run.plan import RunPlan, plan_run
-from nemotron.training.run.resume import model_architecture, restore, start_checkpoint
+from nemotron.training.run.resume import load_weights, model_architecture, restore, start_checkpoint
 
 
 class RunFolderBusy(TrainingError):
@@ -73,6 +73,22 @@ DataFactory = Callable[[DataRequest], StageData]
 
 
 @dataclass(frozen=True)
+class FineTuneStart:
+    """A run that starts from another model's weights (SFT, RL) rather than from scratch.
+
+    `weights`: loaded into a new run (fresh optimizer, schedule and data position); `prepare_model`
+    changes the built model before its optimizer is made (e.g. attaches LoRA adapters); `metadata`
+    goes into every checkpoint (e.g. the adapters' settings and base). `adapters_only`: the run's
+    checkpoints hold only what `prepare_model` added, so a resume loads `weights` first.
+    """
+
+    weights: CheckpointInfo
+    prepare_model: Callable[[torch.nn.Module], None] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    adapters_only: bool = False
+
+
+@dataclass(frozen=True)
 class TrainingResult:
     """What a run leaves behind, as seen by global rank 0."""
 
@@ -83,6 +99,7 @@ class TrainingResult:
     checkpoint: CheckpointInfo | None  # the newest checkpoint of the run
     sample: str | None
     is_main: bool
+    report: Any = None  # what the stage's `final_report` returned (a finished run only)
 
 
 def _say(context: DistributedContext, message: str) -> None:
@@ -196,8 +213,15 @@ def run_training(
     data_factory: DataFactory,
     objective: Objective,
     on_checkpoint: Callable[[CheckpointInfo], None] | None = None,
+    fine_tune: FineTuneStart | None = None,
+    final_report: Callable[[Engine, DistributedContext], Any] | None = None,
 ) -> TrainingResult:
-    """Train `cfg` on the stage's data with its objective in this process (one of torchrun's, or alone); collective."""
+    """Train `cfg` on the stage's data with its objective in this process (one of torchrun's, or alone); collective.
+
+    `fine_tune`: the weights a new run starts from (a run resuming its own checkpoint does not load them,
+    unless its checkpoints hold adapters only) and what it changes on the model.
+    `final_report`: called on every rank with the trained engine once training finished (e.g. held-out answers).
+    """
     context = init_distributed(cfg.parallel, seed=cfg.train.seed)
     logger = None
     leases: list[Lease] = []
@@ -217,9 +241,20 @@ def run_training(
             f"{plan.micro_batches} micro-batch(es) of {cfg.train.micro_batch_size} per rank per step",
         )
         data = data_factory(DataRequest(plan, folder, context, registry))
-        engine = build_engine(cfg.model, cfg.parallel, cfg.optimizer, context, cfg.train.micro_batch_size, objective)
+        prepare = fine_tune.prepare_model if fine_tune is not None else None
+        engine = build_engine(
+            cfg.model, cfg.parallel, cfg.optimizer, context, cfg.train.micro_batch_size, objective, prepare
+        )
         start = start_checkpoint(cfg.checkpoint, root)
         state = TrainState()
+        if fine_tune is not None and (start is None or fine_tune.adapters_only):
+            load_weights(engine, fine_tune.weights, cfg.model)
+            if start is None:
+                _say(
+                    context,
+                    f"starting from the weights of {fine_tune.weights.path} (its step {fine_tune.weights.iteration});"
+                    " optimizer and schedule start fresh",
+                )
         if start is not None:
             state, _ = restore(engine, start, cfg.model)
             _say(
@@ -249,6 +284,8 @@ def run_training(
 
         def save(current: TrainState) -> None:
             metadata = _checkpoint_metadata(cfg, identity, context, current, scheduler, data, plan)
+            if fine_tune is not None:
+                metadata.update(fine_tune.metadata)
             info = save_checkpoint(
                 root,
                 current.iteration,
@@ -291,6 +328,7 @@ def run_training(
             save(state)
         newest = saved[-1] if saved else start
         sample = sample_text(engine, cfg, data.tokenizer, context) if outcome.finished else None
+        report = final_report(engine, context) if outcome.finished and final_report is not None else None
         return TrainingResult(
             state=state,
             finished=outcome.finished,
@@ -299,6 +337,7 @@ def run_training(
             checkpoint=newest,
             sample=sample,
             is_main=context.is_main,
+            report=report,
         )
     finally:
         if logger is not None:

@@ -1,0 +1,1 @@
+"""Supervised fine-tuning on packed chat data: config, data, runner, LoRA."""
