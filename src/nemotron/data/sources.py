@@ -123,9 +123,29 @@ def _open_text(path: Path) -> IO[str]:
 
 
 def _iter_jsonl(path: Path, rng: SourceRange, text_field: str) -> Iterator[Record]:
+    for line in iter_json_lines(rng):
+        if line.problem is not None:
+            yield Record(line.key, line.origin, None, line.problem)
+        else:
+            yield _from_mapping(line.value, text_field, line.key, line.origin)
+
+
+@dataclass(frozen=True)
+class JsonLine:
+    """One parsed JSONL line (any JSON value), or the problem that makes it unreadable."""
+
+    key: str  # as Record.key
+    origin: str  # file:line (or file:byte N when reading from the middle)
+    value: object = None
+    problem: str | None = None
+
+
+def iter_json_lines(rng: SourceRange) -> Iterator[JsonLine]:
+    """The parsed lines of a local JSONL range (`.jsonl`, `.json`, or gzipped), streaming."""
+    path = Path(rng.path)
     with open(path, "rb") as raw_file:
         if path.name.endswith(".gz"):
-            yield from _jsonl_lines(gzip.GzipFile(fileobj=raw_file), path, 0, None, 1, text_field)
+            yield from _jsonl_lines(gzip.GzipFile(fileobj=raw_file), path, 0, None, 1)
             return
         start = rng.start
         if start > 0:  # the line holding byte start-1 belongs to the previous range
@@ -133,12 +153,12 @@ def _iter_jsonl(path: Path, rng: SourceRange, text_field: str) -> Iterator[Recor
             start += len(raw_file.readline()) - 1
         raw_file.seek(start)
         line_no = None if rng.start else 1  # line numbers are only known when reading from the top
-        yield from _jsonl_lines(raw_file, path, start, rng.end, line_no, text_field)
+        yield from _jsonl_lines(raw_file, path, start, rng.end, line_no)
 
 
 def _jsonl_lines(
-    stream: Iterable[bytes], path: Path, offset: int, end: int | None, line_no: int | None, text_field: str
-) -> Iterator[Record]:
+    stream: Iterable[bytes], path: Path, offset: int, end: int | None, line_no: int | None
+) -> Iterator[JsonLine]:
     for raw in stream:
         if end is not None and offset >= end:
             return
@@ -149,11 +169,9 @@ def _jsonl_lines(
         if not raw or raw.isspace():  # (no stripped copy of a line that may hold a 50 MB document)
             continue
         try:
-            record = json.loads(raw)
+            yield JsonLine(key, origin, json.loads(raw))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            yield Record(key, origin, None, f"{origin}: not a valid UTF-8 JSON line ({err})")
-            continue
-        yield _from_mapping(record, text_field, key, origin)
+            yield JsonLine(key, origin, None, f"{origin}: not a valid UTF-8 JSON line ({err})")
 
 
 def _iter_parquet(path: Path, text_field: str) -> Iterator[Record]:

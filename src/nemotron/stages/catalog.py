@@ -113,6 +113,18 @@ NANO3_DATA_PREP_PRETRAIN = StageSpec(
     publishes=("artifact_name",),
 )
 
+NANO3_DATA_PREP_SFT = StageSpec(
+    key="data-prep-sft",
+    family="nano3",
+    title="Render, mask and pack a chat blend into SFT parquet sequences",
+    entry_module="nemotron.stages.data_prep_sft",
+    config_subdir="nano3/stage1_sft/config/data_prep",
+    schema="nemotron.stages.data_prep_sft_config:DataPrepSftConfig",
+    example_override="pack_size=2048",
+    array_size=lambda config: config.array_tasks,
+    publishes=("artifact_name",),
+)
+
 NANO3_PRETRAIN = StageSpec(
     key="pretrain",
     family="nano3",
@@ -129,7 +141,7 @@ NANO3_PRETRAIN = StageSpec(
 )
 
 STAGES: dict[str, StageSpec] = {
-    f"{spec.family}/{spec.key}": spec for spec in (NANO3_DATA_PREP_PRETRAIN, NANO3_PRETRAIN)
+    f"{spec.family}/{spec.key}": spec for spec in (NANO3_DATA_PREP_PRETRAIN, NANO3_DATA_PREP_SFT, NANO3_PRETRAIN)
 }
 
 
