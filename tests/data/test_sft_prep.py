@@ -1,0 +1,127 @@
+"""`nemotron.stages.data_prep_sft` end to end on the tiny chat corpus, in this process."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nemotron.data.errors import DataError
+
+REPO = Path(__file__).resolve().parents[2]
+CHAT_TINY = REPO / "recipes/nano3/assets/chat-tiny"
+TINY_TOKENIZER = REPO / "recipes/nano3/assets/tokenizer-tiny"
+
+
+def _config(tmp_path: Path, blend: Path, **keys) -> Path:
+    config = {
+        "blend_path": str(blend),
+        "tokenizer": {"name_or_path": str(TINY_TOKENIZER)},
+        "pack_size": 512,
+        "split": {"valid_fraction": 0.05, "test_fraction": 0.05, "seed": 1234},
+        "num_shards": 3,
+        "max_bad_records": 0,
+        "artifact_name": "test-sft",
+    }
+    config.update(keys)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _run(config: Path, registry: Path) -> str:
+    from nemotron.stages.data_prep_sft import main
+
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
+        patch.setenv("NEMOTRON_ARTIFACTS_ROOT", str(registry))
+        for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT"):
+            patch.delenv(name, raising=False)
+        try:
+            main(["--config", str(config)])
+        except BaseException as err:
+            err.add_note(f"stage output:\n{out.getvalue()}")
+            raise
+    return out.getvalue()
+
+
+def _small_blend(tmp_path: Path, lines: list[str]) -> Path:
+    (tmp_path / "chat.jsonl").write_text("".join(line + "\n" for line in lines))
+    blend = tmp_path / "blend.json"
+    blend.write_text(json.dumps({"datasets": [{"name": "chat", "path": "chat.jsonl", "weight": 1.0}]}))
+    return blend
+
+
+def _good(index: int) -> str:
+    return json.dumps(
+        {"messages": [{"role": "user", "content": f"What is {index}?"}, {"role": "assistant", "content": f"{index}."}]}
+    )
+
+
+def test_tiny_corpus_publishes_packed_parquet_with_exact_masks(tmp_path):
+    from transformers import AutoTokenizer
+
+    from nemotron.data.chat_template import load_chat_template, render_with_mask
+    from nemotron.data.packing import read_packed_parquet
+
+    registry = tmp_path / "registry"
+    config = _config(tmp_path, CHAT_TINY / "blend.json")
+    out = _run(config, registry)
+    assert "published test-sft:v1" in out
+    version = registry / "test-sft" / "v1"
+    artifact = json.loads((version / "artifact.json").read_text())
+    assert artifact["kind"] == "sft-data"
+    meta = artifact["metadata"]
+    assert meta["seq_length"] == 512 and meta["settings"]["packing"] == "first_fit_shuffle"
+    assert meta["chat_template"] and meta["tokenizer"]["name_or_path"] == str(TINY_TOKENIZER)
+    assert meta["records"] == 3000 and meta["bad_records"] == 0
+
+    tokenizer = AutoTokenizer.from_pretrained(str(TINY_TOKENIZER))
+    template = load_chat_template("nano3", str(TINY_TOKENIZER))
+    expected: Counter[tuple[bytes, bytes]] = Counter()
+    for line in (CHAT_TINY / "train.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        rendered = render_with_mask(record["messages"], record.get("tools"), template, tokenizer)
+        assert not isinstance(rendered, str)
+        expected[(rendered.input_ids.astype(np.int32).tobytes(), rendered.loss_mask.astype(np.uint8).tobytes())] += 1
+
+    found: Counter[tuple[bytes, bytes]] = Counter()
+    for split in ("train", "valid", "test"):
+        rows = read_packed_parquet(version / f"{split}.parquet")
+        counts = meta["splits"][split]
+        assert counts["sequences"] == len(rows)
+        assert counts["records"] == sum(len(r.seq_start_id) for r in rows)
+        assert counts["loss_tokens"] == sum(int(r.loss_mask.sum()) for r in rows)
+        assert 0.5 < counts["packing_efficiency"] <= 1.0
+        for row in rows:
+            assert len(row.input_ids) <= 512
+            for start, end in row.documents():
+                found[(row.input_ids[start:end].astype(np.int32).tobytes(), row.loss_mask[start:end].tobytes())] += 1
+    assert found == expected
+
+    again = _run(config, registry)
+    assert "3 of 3 already done" in again
+
+
+def test_bad_records_are_counted_with_file_and_line(tmp_path):
+    lines = [_good(i) for i in range(20)]
+    lines[3] = "{not json"
+    lines[7] = json.dumps({"messages": [{"role": "user", "content": "hi"}]})  # no assistant turn
+    lines[11] = json.dumps({"messages": [{"role": "wizard", "content": "hi"}, {"role": "assistant", "content": "x"}]})
+    blend = _small_blend(tmp_path, lines)
+    registry = tmp_path / "registry"
+    with pytest.raises(DataError, match=r"3 malformed records.*chat\.jsonl:4"):
+        _run(_config(tmp_path, blend, num_shards=1, split={"valid_fraction": 0.0, "test_fraction": 0.0}), registry)
+    _run(
+        _config(tmp_path, blend, num_shards=1, max_bad_records=3, split={"valid_fraction": 0.0, "test_fraction": 0.0}),
+        registry,
+    )
+    meta = json.loads((registry / "test-sft" / "v1" / "artifact.json").read_text())["metadata"]
+    assert meta["bad_records"] == 3 and meta["splits"]["train"]["records"] == 17
+    assert any("chat.jsonl:8" in example and "no assistant turn" in example for example in meta["bad_examples"])
