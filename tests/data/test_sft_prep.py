@@ -125,3 +125,23 @@ def test_bad_records_are_counted_with_file_and_line(tmp_path):
     meta = json.loads((registry / "test-sft" / "v1" / "artifact.json").read_text())["metadata"]
     assert meta["bad_records"] == 3 and meta["splits"]["train"]["records"] == 17
     assert any("chat.jsonl:8" in example and "no assistant turn" in example for example in meta["bad_examples"])
+
+
+def test_one_worker_and_a_pool_write_the_same_bytes(tmp_path):
+    blend = _small_blend(tmp_path, [_good(i) for i in range(60)])
+    logs, packed = [], []
+    for workers in (1, 2):
+        registry = tmp_path / f"registry-{workers}"
+        logs.append(_run(_config(tmp_path, blend, num_shards=4, workers=workers), registry))
+        packed.append({split: (registry / "test-sft/v1" / f"{split}.parquet").read_bytes() for split in ("train",)})
+    assert "to do with 1 worker(s)" in logs[0] and "to do with 2 worker(s)" in logs[1]
+    assert "progress: 4/4 shards, 60 conversations" in logs[1]
+    assert packed[0] == packed[1]
+
+
+def test_a_data_folder_of_other_settings_is_refused(tmp_path):
+    blend = _small_blend(tmp_path, [_good(i) for i in range(10)])
+    registry, data = tmp_path / "registry", tmp_path / "data"
+    _run(_config(tmp_path, blend, num_shards=1, output_dir=str(data)), registry)
+    with pytest.raises(DataError, match=rf"data folder {data} holds shards made with other settings.*set output_dir"):
+        _run(_config(tmp_path, blend, num_shards=1, output_dir=str(data), last_turn_only=True), registry)

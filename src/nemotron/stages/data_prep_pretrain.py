@@ -72,10 +72,11 @@ def _prepare(
 ) -> None:
     """Tokenize this job's shards (all of them, or an array task's share), then finalize and publish."""
     from nemotron.data.pretrain_prep import ShardRun, finalize, run_shards
+    from nemotron.data.receipts import ShardReceipt
     from nemotron.stages.data_prep_publish import publish_pretrain_data, unchanged_version
 
     request = plan.request
-    shards = ShardRun()
+    shards: ShardRun[ShardReceipt] = ShardRun()
     if context.phase in (None, "shards"):
         task, tasks = context.array_index, context.array_count
         shards = run_shards(

@@ -74,9 +74,14 @@ def build_request(config: DataPrepPretrainConfig, registry_root: Path) -> DataPr
         if config.output_dir
         else (registry_root / name / "data" / settings_hash[:16])
     )
-    workers = config.workers or len(os.sched_getaffinity(0))  # the cores this process may use
+    workers = default_workers(config.workers)
     request = PrepRequest(blend, settings, data_dir, config.num_shards, workers, config.force, config.max_bad_records)
     return DataPrepPlan(request, name, tokenizer, load)
+
+
+def default_workers(configured: int | None) -> int:
+    """The `workers` setting, or (null) one worker per core this process may use."""
+    return configured or len(os.sched_getaffinity(0))
 
 
 def check_inputs(config: DataPrepPretrainConfig, profile: Profile) -> list[str]:

@@ -22,8 +22,10 @@ STAGE = "data-prep-sft"
 
 def build_sft_request(config: DataPrepSftConfig, registry_root: Path, template_hash: str, tokenizer: str) -> SftRequest:
     from nemotron.data.blend_spec import load_blend_spec
-    from nemotron.data.sft_prep import SftRequest, SftSettings
+    from nemotron.data.sft_prep import SftRequest
+    from nemotron.data.sft_shard import SftSettings
     from nemotron.data.splits import SplitFractions
+    from nemotron.stages.data_prep_request import default_workers
 
     blend = load_blend_spec(config.blend_path, default_text_field="messages")
     fractions = SplitFractions(config.split.valid_fraction, config.split.test_fraction, config.split.seed)
@@ -44,7 +46,8 @@ def build_sft_request(config: DataPrepSftConfig, registry_root: Path, template_h
         if config.output_dir
         else registry_root / config.artifact_name / "data" / settings_hash[:16]
     )
-    return SftRequest(blend, settings, data_dir, config.num_shards, config.force, config.max_bad_records)
+    workers = default_workers(config.workers)
+    return SftRequest(blend, settings, data_dir, config.num_shards, workers, config.force, config.max_bad_records)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,7 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     from nemotron.artifacts.mirrors import mirrors_from_environment, publish_with_mirrors
     from nemotron.data.chat_template import load_chat_template
     from nemotron.data.errors import DataFolderBusy
-    from nemotron.data.sft_prep import SftReceipt, finalize_sft, run_sft_shards
+    from nemotron.data.sft_prep import finalize_sft, run_sft_shards
+    from nemotron.data.sft_shard import SftReceipt
+    from nemotron.data.shard_runner import ShardRun
     from nemotron.data.tokenizer import load_tokenizer
     from nemotron.lease import take_lease
     from nemotron.stages.data_prep_request import tokenizer_fingerprint
@@ -81,17 +86,16 @@ def main(argv: list[str] | None = None) -> None:
     with storage_errors("sft data prep shards", request.data_dir, setting):
         request.data_dir.mkdir(parents=True, exist_ok=True)
         with take_lease(request.data_dir, what="data prep output folder", error=DataFolderBusy):
-            done_now, receipts = 0, dict[str, SftReceipt]()
+            shards: ShardRun[SftReceipt] = ShardRun()
             if context.phase in (None, "shards"):
                 task, tasks = context.array_index, context.array_count
-                done_now, receipts = run_sft_shards(
-                    request, template, tokenizer.hf_tokenizer, log=log, only=lambda i: i % tasks == task
-                )
+                load = tokenizer.spec(threads=1).load  # picklable: each worker loads its own copy
+                shards = run_sft_shards(request, template, load, log=log, only=lambda i: i % tasks == task)
                 if context.phase == "shards":
-                    print(f"array task {task + 1}/{tasks}: {done_now} shard(s) rendered", flush=True)
+                    print(f"array task {task + 1}/{tasks}: {shards.done_now} shard(s) rendered", flush=True)
                     return
             with registry.staging(config.artifact_name) as staging:
-                result = finalize_sft(request, staging.path, receipts, done_now, started, log=log)
+                result = finalize_sft(request, staging.path, shards, started, log=log)
                 settings = request.settings
                 metadata = SftDataMeta(
                     format="packed-parquet",

@@ -31,7 +31,7 @@ class DataPrepSftConfig:
     split: SplitSection = field(default_factory=SplitSection)
     artifact_name: str = "nano3-sft-data"
     num_shards: int = 16
-    workers: int | None = None  # not used yet: shards are rendered in this process
+    workers: int | None = None  # default: the machine's cores
     force: bool = False
     max_bad_records: int = 0
     output_dir: str | None = None  # default: <registry root>/<artifact name>/data/<settings hash>
@@ -49,7 +49,9 @@ class DataPrepSftConfig:
             fix="It counts malformed records to skip before failing; 0 fails on the first one.",
         )
         if self.workers is not None:
-            require_int_in_range("key 'workers'", self.workers, ValueError, minimum=1)
+            require_int_in_range(
+                "key 'workers'", self.workers, ValueError, minimum=1, fix="Use null for one worker per core."
+            )
         for key, allowed in (("packing", PACKING_ALGORITHMS), ("overflow", OVERFLOW_MODES)):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"key '{key}' is {getattr(self, key)!r}; use one of: {', '.join(allowed)}")

@@ -1,0 +1,175 @@
+"""Render one SFT work item's chat records with their loss masks into per-split conversation files and a receipt.
+
+A shard writes, per split, one parquet file of its conversations (one row each, `seq_start_id` [0]) at
+`conversations/<split>/<dataset>/shard_NNNNN.parquet` (committed like pretraining's files: never
+rewritten, see shard_files.py), then its receipt (last): a shard without a valid receipt is redone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nemotron.data.chat_template import ChatTemplate, render_with_mask, validate_conversation
+from nemotron.data.errors import DataError
+from nemotron.data.packing import PackedRow, write_packed_parquet
+from nemotron.data.receipts import (
+    InputFingerprint,
+    files_intact,
+    fingerprint,
+    matching_receipt,
+    write_receipt,
+)
+from nemotron.data.shard_files import commit_files
+from nemotron.data.shard_plan import WorkItem
+from nemotron.data.sources import iter_json_lines
+from nemotron.data.splits import SPLITS, SplitFractions
+from nemotron.data.tokenizer import TextTokenizer
+
+BAD_EXAMPLES_KEPT = 5
+SUFFIX = ".parquet"
+
+
+@dataclass(frozen=True)
+class SftSettings:
+    """What decides the shards' and packs' bytes; `settings_hash` names the data folder."""
+
+    fractions: SplitFractions
+    last_turn_only: bool
+    pack_size: int
+    packing: str
+    overflow: str
+    settings_hash: str
+
+
+@dataclass
+class ConversationsOutput:
+    """One split of a shard: counts and its conversations file (prefix relative to the data folder)."""
+
+    conversations: int = 0
+    tokens: int = 0
+    loss_tokens: int = 0
+    prefix: str = ""
+    size: int = 0
+    sha256: str = ""
+
+
+@dataclass
+class SftReceipt:
+    """What a finished SFT shard consumed and produced (no timings: identical runs write identical bytes)."""
+
+    item_id: str
+    settings_hash: str
+    inputs: list[InputFingerprint]
+    splits: dict[str, ConversationsOutput]
+    bad: int = 0
+    bad_examples: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> SftReceipt:
+        raw: dict[str, Any] = json.loads(text)
+        raw["inputs"] = [InputFingerprint(**i) for i in raw["inputs"]]
+        raw["splits"] = {k: ConversationsOutput(**v) for k, v in raw["splits"].items()}
+        return cls(**raw)
+
+    def progress_counts(self) -> tuple[int, int]:
+        """Conversations and tokens, for progress lines."""
+        return sum(s.conversations for s in self.splits.values()), sum(s.tokens for s in self.splits.values())
+
+
+def valid_sft_receipt(data_dir: Path, item: WorkItem, settings_hash: str) -> SftReceipt | None:
+    """The shard's receipt when it matches the inputs and settings and its files are intact."""
+    receipt = matching_receipt(data_dir, item.id, item.ranges, settings_hash, SftReceipt.from_json)
+    if receipt is None:
+        return None
+    files = [(f"{o.prefix}{SUFFIX}", o.size, o.sha256) for o in receipt.splits.values() if o.conversations]
+    return receipt if files_intact(data_dir, files) else None
+
+
+@dataclass(frozen=True)
+class RenderItem:
+    """SFT's per-item process for the shard runner (picklable): `render_item` with the worker's tokenizer."""
+
+    settings: SftSettings
+    template: ChatTemplate
+    data_dir: Path
+
+    def __call__(self, item: WorkItem, tokenizer: TextTokenizer) -> SftReceipt:
+        return render_item(item, self.settings, self.template, tokenizer.hf_tokenizer, self.data_dir)
+
+
+def render_item(
+    item: WorkItem, settings: SftSettings, template: ChatTemplate, hf_tokenizer: Any, data_dir: Path
+) -> SftReceipt:
+    """Render the item's conversations, write one conversations file per split, then the receipt (last)."""
+    for rng in item.ranges:
+        if rng.path.startswith("hf://") or not rng.path.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")):
+            raise DataError(f"dataset {item.dataset}: {rng.path}: SFT data prep reads local JSONL files only (for now)")
+    receipt = SftReceipt(
+        item.id, settings.settings_hash, fingerprint(item.ranges), {s: ConversationsOutput() for s in SPLITS}
+    )
+    rows: dict[str, list[PackedRow]] = {split: [] for split in SPLITS}
+    for rng in item.ranges:
+        for line in iter_json_lines(rng):
+            problem = line.problem or _conversation_problem(line.value, line.origin)
+            rendered = None
+            if problem is None:
+                assert isinstance(line.value, dict)
+                result = render_with_mask(
+                    line.value["messages"],
+                    line.value.get("tools"),
+                    template,
+                    hf_tokenizer,
+                    last_turn_only=settings.last_turn_only,
+                )
+                if isinstance(result, str):
+                    problem = f"{line.origin}: {result}"
+                else:
+                    rendered = result
+            if rendered is None:
+                receipt.bad += 1
+                if len(receipt.bad_examples) < BAD_EXAMPLES_KEPT:
+                    receipt.bad_examples.append(str(problem))
+                continue
+            split = settings.fractions.assign(item.dataset, line.key)
+            rows[split].append(
+                PackedRow(
+                    rendered.input_ids.astype(np.int32),
+                    rendered.loss_mask.astype(np.uint8),
+                    np.zeros(1, dtype=np.int32),
+                )
+            )
+    for split, split_rows in rows.items():
+        if split_rows:
+            receipt.splits[split] = _write_conversations(data_dir, item, split, split_rows)
+    write_receipt(data_dir, receipt)  # written last: a shard without a valid receipt is redone
+    return receipt
+
+
+def _conversation_problem(value: object, origin: str) -> str | None:
+    problem = validate_conversation(value)
+    return None if problem is None else f"{origin}: {problem}"
+
+
+def _write_conversations(data_dir: Path, item: WorkItem, split: str, rows: list[PackedRow]) -> ConversationsOutput:
+    base = f"conversations/{split}/{item.dataset}/shard_{item.shard:05d}"
+    staged = data_dir / f"{base}{SUFFIX}.tmp"
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    write_packed_parquet(rows, staged)
+    prefix, sums = commit_files(data_dir, base, {SUFFIX: staged})
+    size, digest = sums[SUFFIX]
+    return ConversationsOutput(
+        conversations=len(rows),
+        tokens=sum(len(r.input_ids) for r in rows),
+        loss_tokens=sum(int(np.count_nonzero(r.loss_mask)) for r in rows),
+        prefix=prefix,
+        size=size,
+        sha256=digest,
+    )
