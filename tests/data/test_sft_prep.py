@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 from collections import Counter
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from nemotron.data.errors import DataError
+from nemotron.storage_errors import StorageError
 
 REPO = Path(__file__).resolve().parents[2]
 CHAT_TINY = REPO / "recipes/nano3/assets/chat-tiny"
@@ -145,3 +147,29 @@ def test_a_data_folder_of_other_settings_is_refused(tmp_path):
     _run(_config(tmp_path, blend, num_shards=1, output_dir=str(data)), registry)
     with pytest.raises(DataError, match=rf"data folder {data} holds shards made with other settings.*set output_dir"):
         _run(_config(tmp_path, blend, num_shards=1, output_dir=str(data), last_turn_only=True), registry)
+
+
+def test_a_shard_that_fails_leaves_no_temporary_and_a_rerun_removes_a_killed_runs(tmp_path, monkeypatch):
+    import nemotron.data.sft_shard as sft_shard
+
+    blend = _small_blend(tmp_path, [_good(i) for i in range(10)])
+    registry, data = tmp_path / "registry", tmp_path / "data"
+    config = _config(tmp_path, blend, num_shards=1, workers=1, output_dir=str(data))
+
+    def no_room(*args, **kwargs):  # the disk fills up after the file is written, before it is committed
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sft_shard, "commit_files", no_room)
+        with pytest.raises(StorageError, match=rf"cannot write sft data prep shards at {data}: No space left"):
+            _run(config, registry)
+    assert (data / "conversations" / "train" / "chat").is_dir()
+    assert sorted(data.rglob("*.tmp*")) == []
+
+    folder = data / "conversations" / "train" / "chat"
+    stale = [folder / "shard_00000.parquet.tmp999999", folder / ".shard_00000.parquet.tmp999999.0123abcd.tmp"]
+    for path in stale:
+        path.write_bytes(b"partial")
+    _run(config, registry)
+    assert sorted(data.rglob("*.tmp*")) == []
+    assert (folder / "shard_00000.parquet").is_file()

@@ -96,8 +96,12 @@ def finalize_sft(
     run: ShardRun[SftReceipt],
     started: float,
     log: Callable[[str], None] = print,
+    out_setting: str = "output_dir",
 ) -> SftResult:
-    """Check every receipt, enforce `max_bad_records`, pack each split into `out_dir/<split>.parquet`."""
+    """Check every receipt, enforce `max_bad_records`, pack each split into `out_dir/<split>.parquet`.
+
+    `out_setting` names what moves `out_dir` in the error of a folder that refuses the write.
+    """
     settings = request.settings
     items = plan_work(request.blend, request.num_shards)
     result = SftResult(len(items), run.done_now, {split: SplitResult() for split in SPLITS})
@@ -134,7 +138,9 @@ def finalize_sft(
         )
         stats = plan.stats(masks)
         name = f"{split}.parquet"
-        sequences = write_packed_parquet(materialize(plan, ids, masks), out_dir / name)
+        # complete or absent (written to a temporary, renamed); the stage's out_dir is a registry staging
+        # folder, which the registry removes when it is not published (a failure, nothing changed)
+        sequences = write_packed_parquet(materialize(plan, ids, masks), out_dir / name, setting=out_setting)
         result.files[split] = name
         result.splits[split] = SplitResult(len(documents), stats.real_tokens, stats.loss_tokens or 0, sequences, stats)
         log(f"{split}: {stats.summary()}")

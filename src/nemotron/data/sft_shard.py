@@ -8,6 +8,7 @@ rewritten, see shard_files.py), then its receipt (last): a shard without a valid
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,32 @@ class RenderItem:
 def render_item(
     item: WorkItem, settings: SftSettings, template: ChatTemplate, hf_tokenizer: Any, data_dir: Path
 ) -> SftReceipt:
-    """Render the item's conversations, write one conversations file per split, then the receipt (last)."""
+    """Render the item's conversations, write one conversations file per split, then the receipt (last).
+
+    Whatever stops it (an error, a full disk, a signal), its temporary files are removed.
+    """
+    tag = f".tmp{os.getpid()}"
+    try:
+        return _render_item(item, settings, template, hf_tokenizer, data_dir, tag)
+    except BaseException:
+        for split in SPLITS:
+            _staged(data_dir, item, split, tag).unlink(missing_ok=True)
+        raise
+
+
+def _base(item: WorkItem, split: str) -> str:
+    """The first-generation prefix of the item's conversations file of `split` (relative to the data folder)."""
+    return f"conversations/{split}/{item.dataset}/shard_{item.shard:05d}"
+
+
+def _staged(data_dir: Path, item: WorkItem, split: str, tag: str) -> Path:
+    """The conversations file of `split` under this process's temporary name."""
+    return data_dir / f"{_base(item, split)}{SUFFIX}{tag}"
+
+
+def _render_item(
+    item: WorkItem, settings: SftSettings, template: ChatTemplate, hf_tokenizer: Any, data_dir: Path, tag: str
+) -> SftReceipt:
     for rng in item.ranges:
         if rng.path.startswith("hf://") or not rng.path.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")):
             raise DataError(f"dataset {item.dataset}: {rng.path}: SFT data prep reads local JSONL files only (for now)")
@@ -148,7 +174,7 @@ def render_item(
             )
     for split, split_rows in rows.items():
         if split_rows:
-            receipt.splits[split] = _write_conversations(data_dir, item, split, split_rows)
+            receipt.splits[split] = _write_conversations(data_dir, item, split, split_rows, tag)
     write_receipt(data_dir, receipt)  # written last: a shard without a valid receipt is redone
     return receipt
 
@@ -158,11 +184,17 @@ def _conversation_problem(value: object, origin: str) -> str | None:
     return None if problem is None else f"{origin}: {problem}"
 
 
-def _write_conversations(data_dir: Path, item: WorkItem, split: str, rows: list[PackedRow]) -> ConversationsOutput:
-    base = f"conversations/{split}/{item.dataset}/shard_{item.shard:05d}"
-    staged = data_dir / f"{base}{SUFFIX}.tmp"
+def _write_conversations(
+    data_dir: Path, item: WorkItem, split: str, rows: list[PackedRow], tag: str
+) -> ConversationsOutput:
+    """Write the rows under a temporary name and commit them (see shard_files.py)."""
+    base, staged = _base(item, split), _staged(data_dir, item, split, tag)
     staged.parent.mkdir(parents=True, exist_ok=True)
-    write_packed_parquet(rows, staged)
+    name = Path(base).name
+    for pattern in (f"{name}{SUFFIX}.tmp*", f".{name}{SUFFIX}.tmp*"):  # left by a killed earlier run
+        for stale in staged.parent.glob(pattern):
+            stale.unlink(missing_ok=True)
+    write_packed_parquet(rows, staged)  # complete or absent: it writes to its own temporary first
     prefix, sums = commit_files(data_dir, base, {SUFFIX: staged})
     size, digest = sums[SUFFIX]
     return ConversationsOutput(

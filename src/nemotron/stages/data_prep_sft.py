@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     import time
 
     from nemotron.artifacts import ArtifactKind, FileRegistry, default_registry_root
+    from nemotron.artifacts.file_registry import ROOT_SETTING
     from nemotron.artifacts.kinds import RecordCounts, SftDataMeta, TokenizerInfo
     from nemotron.artifacts.mirrors import mirrors_from_environment, publish_with_mirrors
     from nemotron.data.chat_template import load_chat_template
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"array task {task + 1}/{tasks}: {shards.done_now} shard(s) rendered", flush=True)
                     return
             with registry.staging(config.artifact_name) as staging:
-                result = finalize_sft(request, staging.path, shards, started, log=log)
+                result = finalize_sft(request, staging.path, shards, started, log=log, out_setting=ROOT_SETTING)
                 settings = request.settings
                 metadata = SftDataMeta(
                     format="packed-parquet",
