@@ -109,6 +109,8 @@ def test_tiny_corpus_publishes_packed_parquet_with_exact_masks(tmp_path):
 
     again = _run(config, registry)
     assert "3 of 3 already done" in again
+    assert f"nothing changed: test-sft:v1 already holds this data ({version})" in again
+    assert sorted(p.name for p in (registry / "test-sft").glob("v*")) == ["v1"]
 
 
 def test_bad_records_are_counted_with_file_and_line(tmp_path):
@@ -173,3 +175,18 @@ def test_a_shard_that_fails_leaves_no_temporary_and_a_rerun_removes_a_killed_run
     _run(config, registry)
     assert sorted(data.rglob("*.tmp*")) == []
     assert (folder / "shard_00000.parquet").is_file()
+
+
+def test_only_changed_packed_files_publish_a_new_version(tmp_path):
+    blend = _small_blend(tmp_path, [_good(i) for i in range(30)])
+    registry = tmp_path / "registry"
+    versions = lambda: sorted(p.name for p in (registry / "test-sft").glob("v*"))  # noqa: E731
+    _run(_config(tmp_path, blend, num_shards=2, workers=1), registry)
+    out = _run(_config(tmp_path, blend, num_shards=2, workers=1, pack_size=64), registry)  # other packs, same shards
+    assert "2 of 2 already done" in out and "published test-sft:v2" in out
+    out = _run(_config(tmp_path, blend, num_shards=2, workers=1, pack_size=64), registry)
+    assert f"nothing changed: test-sft:v2 already holds this data ({registry / 'test-sft' / 'v2'})" in out
+    out = _run(_config(tmp_path, blend, num_shards=2, workers=1, pack_size=64, force=True), registry)
+    assert "0 of 2 already done" in out and "published test-sft:v3" in out
+    assert versions() == ["v1", "v2", "v3"]
+    assert not list((registry / "test-sft" / ".staging").iterdir())

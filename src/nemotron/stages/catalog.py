@@ -122,6 +122,7 @@ NANO3_DATA_PREP_SFT = StageSpec(
     schema="nemotron.stages.data_prep_sft_config:DataPrepSftConfig",
     example_override="pack_size=2048",
     array_size=lambda config: config.array_tasks,
+    preflight="nemotron.stages.data_prep_sft_request:check_sft_inputs",
     publishes=("artifact_name",),
 )
 

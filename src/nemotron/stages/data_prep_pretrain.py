@@ -93,7 +93,8 @@ def _prepare(
             request, staging.path / "blend.json", shards, started, log=log, prefixes_relative_to=relative_to
         )
         with registry.publishing(plan.artifact_name):  # no other publisher of the name between check and publish
-            current = unchanged_version(registry, plan, staging.path / "blend.json")
+            blend = {"blend": staging.path / "blend.json"}
+            current = unchanged_version(registry, plan.artifact_name, request.settings.settings_hash, blend)
             if current is not None and not request.force:
                 print(f"nothing changed: {current.ref} already holds this data ({current.path})", flush=True)
                 return
