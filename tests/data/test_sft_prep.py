@@ -190,3 +190,73 @@ def test_only_changed_packed_files_publish_a_new_version(tmp_path):
     assert "0 of 2 already done" in out and "published test-sft:v3" in out
     assert versions() == ["v1", "v2", "v3"]
     assert not list((registry / "test-sft" / ".staging").iterdir())
+
+
+def _tool_record(arguments: dict, with_tools: bool) -> dict:
+    record: dict = {
+        "messages": [
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "w", "arguments": arguments}}]},
+            {"role": "tool", "content": "sunny"},
+            {"role": "assistant", "content": "It is sunny."},
+        ]
+    }
+    if with_tools:
+        record["tools"] = [{"type": "function", "function": {"name": "w", "parameters": {"type": "object"}}}]
+    return record
+
+
+def _chat_records() -> list[dict]:
+    lines = (CHAT_TINY / "train.jsonl").read_text().splitlines()[:40]
+    records = [{"messages": json.loads(line)["messages"]} for line in lines]
+    return [*records, _tool_record({"city": "Paris"}, True), _tool_record({"query": "x"}, False)]
+
+
+def _packed_bytes(tmp_path: Path, name: str, path: str) -> bytes:
+    """train.parquet of a one-dataset blend at `path` (everything in train, one shard)."""
+    blend = tmp_path / f"{name}.json"
+    blend.write_text(json.dumps({"datasets": [{"name": "chat", "path": path, "weight": 1.0}]}))
+    registry = tmp_path / f"registry-{name}"
+    split = {"valid_fraction": 0.0, "test_fraction": 0.0}
+    config = _config(tmp_path, blend, num_shards=1, workers=1, split=split, artifact_name=f"test-{name}")
+    _run(config, registry)
+    meta = json.loads((registry / f"test-{name}" / "v1" / "artifact.json").read_text())["metadata"]
+    assert meta["records"] == 42 and meta["bad_records"] == 0
+    return (registry / f"test-{name}" / "v1" / "train.parquet").read_bytes()
+
+
+def test_parquet_and_hub_inputs_give_the_bytes_of_the_same_records_in_jsonl(tmp_path):
+    """Arrow gives each message every field of the column's struct (null where absent): read as in JSONL."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    records = _chat_records()
+    (tmp_path / "chat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    table = pa.table({key: [r.get(key) for r in records] for key in ("messages", "tools")})
+    assert table.column("tools").null_count == 41  # and each message has every field, tool_calls among them
+    (tmp_path / "parquet").mkdir()
+    pq.write_table(table, tmp_path / "parquet" / "chat.parquet")
+    (tmp_path / "hub").mkdir()
+    (tmp_path / "hub" / "train.jsonl").write_text((tmp_path / "chat.jsonl").read_text())
+
+    jsonl = _packed_bytes(tmp_path, "jsonl", "chat.jsonl")
+    assert _packed_bytes(tmp_path, "parquet", "parquet/chat.parquet") == jsonl
+    # hf:// goes through `datasets.load_dataset(<name>, streaming=True)`, as for pretraining; a local
+    # dataset folder stands in for a hub name (no hub here)
+    assert _packed_bytes(tmp_path, "hub", f"hf://{tmp_path / 'hub'}") == jsonl
+
+
+def test_inputs_sft_cannot_read_are_refused_naming_the_file_and_the_fix(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": ["hello"]}), tmp_path / "plain.parquet")
+    (tmp_path / "notes.txt").write_text("hello")
+    for path, message in (
+        ("plain.parquet", rf"{tmp_path}/plain.parquet: no column 'messages'; columns: text; SFT data needs"),
+        ("notes.txt", rf"dataset chat: {tmp_path}/notes.txt is a plain text file; SFT data prep reads chat"),
+    ):
+        blend = tmp_path / "blend.json"
+        blend.write_text(json.dumps({"datasets": [{"name": "chat", "path": path, "weight": 1.0}]}))
+        with pytest.raises(DataError, match=message):
+            _run(_config(tmp_path, blend, num_shards=1, workers=1), tmp_path / "registry")

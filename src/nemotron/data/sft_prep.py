@@ -27,6 +27,7 @@ from nemotron.data.receipts import refuse_other_settings
 from nemotron.data.sft_shard import BAD_EXAMPLES_KEPT, SUFFIX, RenderItem, SftReceipt, SftSettings, valid_sft_receipt
 from nemotron.data.shard_plan import WorkItem, plan_work
 from nemotron.data.shard_runner import ShardJob, ShardRun, run_shards
+from nemotron.data.sources import is_structured
 from nemotron.data.splits import SPLITS
 from nemotron.data.tokenizer import TextTokenizer
 
@@ -74,10 +75,18 @@ def run_sft_shards(
     """Render the planned items that `only(index)` selects and that lack a valid receipt (workers load
     their tokenizer with `load_tokenizer`, which must be picklable)."""
     items = plan_work(request.blend, request.num_shards)
+    for item in items:
+        for rng in item.ranges:
+            if not is_structured(rng.path):
+                raise DataError(
+                    f"dataset {item.dataset}: {rng.path} is a plain text file; SFT data prep reads chat records "
+                    "from JSONL (.jsonl, .json, optionally .gz), Parquet or hf:// datasets: fix 'path' in the blend"
+                )
     refuse_other_settings(request.data_dir, request.settings.settings_hash)
+    specs = {spec.name: spec for spec in request.blend.datasets}
     job = ShardJob(
         load_tokenizer,
-        RenderItem(request.settings, template, request.data_dir),
+        RenderItem(specs, request.settings, template, request.data_dir),
         lambda item: _valid(request, item),
         request.workers,
         request.force,

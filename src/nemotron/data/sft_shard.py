@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from nemotron.data.blend_spec import DatasetSpec
 from nemotron.data.chat_template import ChatTemplate, render_with_mask, validate_conversation
-from nemotron.data.errors import DataError
 from nemotron.data.packing import PackedRow, write_packed_parquet
 from nemotron.data.receipts import (
     InputFingerprint,
@@ -27,12 +27,14 @@ from nemotron.data.receipts import (
 )
 from nemotron.data.shard_files import commit_files
 from nemotron.data.shard_plan import WorkItem
-from nemotron.data.sources import iter_json_lines
+from nemotron.data.sources import JSONL_SUFFIXES, iter_raw_records
 from nemotron.data.splits import SPLITS, SplitFractions
 from nemotron.data.tokenizer import TextTokenizer
 
 BAD_EXAMPLES_KEPT = 5
 SUFFIX = ".parquet"
+RECORD_FIELDS = ("messages", "tools")  # what a chat record is read for (a Parquet file needs `messages`)
+_NO_MESSAGES = "SFT data needs a 'messages' column (a list of {role, content} objects) and optionally 'tools'"
 
 
 @dataclass(frozen=True)
@@ -98,16 +100,23 @@ def valid_sft_receipt(data_dir: Path, item: WorkItem, settings_hash: str) -> Sft
 class RenderItem:
     """SFT's per-item process for the shard runner (picklable): `render_item` with the worker's tokenizer."""
 
+    specs: dict[str, DatasetSpec]
     settings: SftSettings
     template: ChatTemplate
     data_dir: Path
 
     def __call__(self, item: WorkItem, tokenizer: TextTokenizer) -> SftReceipt:
-        return render_item(item, self.settings, self.template, tokenizer.hf_tokenizer, self.data_dir)
+        spec = self.specs[item.dataset]
+        return render_item(item, spec, self.settings, self.template, tokenizer.hf_tokenizer, self.data_dir)
 
 
 def render_item(
-    item: WorkItem, settings: SftSettings, template: ChatTemplate, hf_tokenizer: Any, data_dir: Path
+    item: WorkItem,
+    spec: DatasetSpec,
+    settings: SftSettings,
+    template: ChatTemplate,
+    hf_tokenizer: Any,
+    data_dir: Path,
 ) -> SftReceipt:
     """Render the item's conversations, write one conversations file per split, then the receipt (last).
 
@@ -115,7 +124,7 @@ def render_item(
     """
     tag = f".tmp{os.getpid()}"
     try:
-        return _render_item(item, settings, template, hf_tokenizer, data_dir, tag)
+        return _render_item(item, spec, settings, template, hf_tokenizer, data_dir, tag)
     except BaseException:
         for split in SPLITS:
             _staged(data_dir, item, split, tag).unlink(missing_ok=True)
@@ -133,24 +142,29 @@ def _staged(data_dir: Path, item: WorkItem, split: str, tag: str) -> Path:
 
 
 def _render_item(
-    item: WorkItem, settings: SftSettings, template: ChatTemplate, hf_tokenizer: Any, data_dir: Path, tag: str
+    item: WorkItem,
+    spec: DatasetSpec,
+    settings: SftSettings,
+    template: ChatTemplate,
+    hf_tokenizer: Any,
+    data_dir: Path,
+    tag: str,
 ) -> SftReceipt:
-    for rng in item.ranges:
-        if rng.path.startswith("hf://") or not rng.path.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")):
-            raise DataError(f"dataset {item.dataset}: {rng.path}: SFT data prep reads local JSONL files only (for now)")
     receipt = SftReceipt(
         item.id, settings.settings_hash, fingerprint(item.ranges), {s: ConversationsOutput() for s in SPLITS}
     )
     rows: dict[str, list[PackedRow]] = {split: [] for split in SPLITS}
     for rng in item.ranges:
-        for line in iter_json_lines(rng):
-            problem = line.problem or _conversation_problem(line.value, line.origin)
+        arrow = not rng.path.lower().endswith(JSONL_SUFFIXES)  # a Parquet or hub row: Arrow structs
+        for line in iter_raw_records(rng, spec, RECORD_FIELDS, fix=_NO_MESSAGES):
+            value = _without_nulls(line.value) if arrow else line.value
+            problem = line.problem or _conversation_problem(value, line.origin)
             rendered = None
             if problem is None:
-                assert isinstance(line.value, dict)
+                assert isinstance(value, dict)
                 result = render_with_mask(
-                    line.value["messages"],
-                    line.value.get("tools"),
+                    value["messages"],
+                    value.get("tools"),
                     template,
                     hf_tokenizer,
                     last_turn_only=settings.last_turn_only,
@@ -177,6 +191,16 @@ def _render_item(
             receipt.splits[split] = _write_conversations(data_dir, item, split, split_rows, tag)
     write_receipt(data_dir, receipt)  # written last: a shard without a valid receipt is redone
     return receipt
+
+
+def _without_nulls(value: object) -> object:
+    """An Arrow row (Parquet, hub) as its JSON line would read: Arrow gives every object of a column every
+    field of the column's struct type, null where the object had none, so null fields are dropped."""
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
 
 
 def _conversation_problem(value: object, origin: str) -> str | None:
