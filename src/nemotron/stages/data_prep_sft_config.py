@@ -39,7 +39,14 @@ class DataPrepSftConfig:
 
     def __post_init__(self) -> None:
         validate_artifact_name(self.artifact_name, "artifact_name")
-        require_int_in_range("key 'pack_size'", self.pack_size, ValueError, minimum=1, maximum=MAX_PACK_SIZE)
+        require_int_in_range(
+            "key 'pack_size'",
+            self.pack_size,
+            ValueError,
+            minimum=1,
+            maximum=MAX_PACK_SIZE,
+            fix="It is the tokens per packed row (the training sequence length).",
+        )
         require_int_in_range("key 'num_shards'", self.num_shards, ValueError, minimum=1)
         require_int_in_range(
             "key 'max_bad_records'",
