@@ -96,3 +96,51 @@ def test_slurm_dry_run_notes_what_it_cannot_check(run_cli, nemotron_home, tmp_pa
     done = run_cli(*PREP, "-c", "tiny", "--dry-run", "--run", "cluster", "blend_path=/cluster/blend.json")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "- blend_path /cluster/blend.json is not visible here; the job checks it on the cluster" in done.stdout
+
+
+PREP_SFT = ("nano3", "data", "prep", "sft")
+
+
+def test_sft_data_prep_dry_run_checks_the_job_checks(run_cli, nemotron_home, tmp_path):
+    """Each bad value or input is refused at launch in one line naming the key (or file) and the fix."""
+    bad_jinja = tmp_path / "bad.jinja"
+    bad_jinja.write_text("{% for message in messages %}{{ message.content }}")  # no endfor
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    cases = {
+        "pack_size=0": "key 'pack_size' must be >= 1, got 0. It is the tokens per packed row (the training "
+        "sequence length) (set by the override 'pack_size=0').",
+        "packing=best_fit": "key 'packing' is 'best_fit'; use one of: first_fit_shuffle, first_fit_decreasing, "
+        "concatenative (set by the override 'packing=best_fit')",
+        "overflow=wrap": "key 'overflow' is 'wrap'; use one of: truncate, drop (set by the override 'overflow=wrap')",
+        "split.test_fraction=1": "key 'split.test_fraction': split fractions must be in [0, 1) with valid + test < 1",
+        "num_shards=0": "key 'num_shards' must be >= 1, got 0 (set by the override 'num_shards=0')",
+        "max_bad_records=-1": "key 'max_bad_records' must be >= 0, got -1. It counts malformed records to skip",
+        "workers=0": "key 'workers' must be >= 1, got 0. Use null for one worker per core (set by the override",
+        "artifact_name=Bad/Name": "key 'artifact_name' is 'Bad/Name', which ",
+        f"blend_path={tmp_path}/missing.json": f"blend file {tmp_path}/missing.json does not exist; check the "
+        "config key 'blend_path'",
+        f"tokenizer.name_or_path={tmp_path}/no-tokenizer": f"cannot load tokenizer '{tmp_path}/no-tokenizer' "
+        f"(config key 'tokenizer.name_or_path'): no such folder {tmp_path}/no-tokenizer. Give a local folder",
+        f"chat_template={tmp_path}/missing.jinja": f"chat_template '{tmp_path}/missing.jinja': no such file "
+        f"({tmp_path}/missing.jinja). Set chat_template to 'nano3' (the shipped template), 'tokenizer'",
+        f"chat_template={bad_jinja}": f"chat_template '{bad_jinja}' is not valid Jinja: line 1: ",
+        "chat_template=tokenizer": "chat_template 'tokenizer': tokenizer '",  # the tiny tokenizer has none
+        f"output_dir={a_file}/data": f"config key 'output_dir': cannot write data prep shards in {a_file}/data: "
+        f"{a_file} is not a folder. Choose a folder you can write",
+    }
+    for override, message in cases.items():
+        error = rejected(run_cli(*PREP_SFT, "-c", "tiny", "--dry-run", override, timeout=300))
+        assert message in error, (override, error)
+    fine = run_cli(*PREP_SFT, "-c", "tiny", "--dry-run", timeout=300)
+    assert fine.returncode == 0, fine.stdout + fine.stderr
+    assert not (nemotron_home / "artifacts").exists() and not (nemotron_home / "jobs").exists()
+
+
+def test_sft_slurm_dry_run_notes_what_it_cannot_check(run_cli, nemotron_home, tmp_path):
+    (tmp_path / "env.toml").write_text('[cluster]\nexecutor = "slurm"\naccount = "a"\n')
+    done = run_cli(
+        *PREP_SFT, "-c", "tiny", "--dry-run", "--run", "cluster", "chat_template=/cluster/chat.jinja", timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "- chat_template /cluster/chat.jinja is not visible here; the job reads it on the cluster" in done.stdout

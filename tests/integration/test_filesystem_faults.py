@@ -20,6 +20,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 PREP = ("nano3", "data", "prep", "pretrain", "-c", "tiny")
+PREP_SFT = ("nano3", "data", "prep", "sft", "-c", "tiny")
 PRETRAIN = ("nano3", "pretrain", "-c", "tiny")
 SECRETS = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "NGC_API_KEY", "NEMOTRON_WANDB_PROJECT")
 # What an interrupted or failed write may leave: temporary files, partial checkpoints, staging folders.
@@ -265,6 +266,14 @@ def test_a_full_disk_fails_data_prep_in_one_line_and_leaves_no_temporaries(mount
     # only finished shards stay (a re-run keeps them): the disk is not left full of temporaries
     assert free_bytes(disk) >= empty - tree_bytes(disk) - 64 * 1024
     assert free_bytes(disk) > 0
+
+
+def test_a_full_disk_fails_sft_data_prep_in_one_line_and_leaves_no_temporaries(mounts, tmp_path):
+    """The tiny chat corpus renders to ~130 KB of conversation files; a 64 KiB disk fills up among them."""
+    disk = mounts.tiny_disk(tmp_path / "disk", 64 * 1024)
+    done = nemotron(*PREP_SFT, f"output_dir={disk / 'data'}", "workers=1", env=isolated_env(tmp_path / "home"))
+    reported_error(done, str(disk), "No space left on device", "free space there, or set output_dir")
+    assert leftovers(tmp_path) == []
 
 
 # --- training checkpoints ----------------------------------------------------------------------------------

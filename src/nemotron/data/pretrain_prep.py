@@ -7,7 +7,6 @@ uninterrupted one. `finalize` checks every receipt and writes the per-split `ble
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -17,10 +16,12 @@ from pathlib import Path
 from nemotron.data.blend_spec import BlendSpec
 from nemotron.data.errors import DataError
 from nemotron.data.megatron_blend import write_blend
-from nemotron.data.receipts import ShardReceipt, valid_receipt
+from nemotron.data.receipts import ShardReceipt, refuse_other_settings, valid_receipt
 from nemotron.data.shard_files import SUFFIXES
 from nemotron.data.shard_plan import WorkItem, plan_work
-from nemotron.data.shard_worker import ShardSettings, init_worker, process_item, run_in_worker
+from nemotron.data.shard_runner import ShardJob, ShardRun
+from nemotron.data.shard_runner import run_shards as run_shard_job
+from nemotron.data.shard_worker import ShardSettings, TokenizeItem
 from nemotron.data.splits import SPLITS
 from nemotron.data.tokenizer import TextTokenizer
 
@@ -62,15 +63,6 @@ class PrepResult:
         return out
 
 
-@dataclass
-class ShardRun:
-    """What `run_shards` did in this process: shards tokenized now, and the receipts it checked or wrote
-    (so `finalize` need not hash those shards again)."""
-
-    done_now: int = 0
-    receipts: dict[str, ShardReceipt] = field(default_factory=dict)
-
-
 @dataclass(frozen=True)
 class PrepRequest:
     """One data prep run: inputs, shard plan size, settings, where, and how many workers."""
@@ -90,66 +82,25 @@ def run_shards(
     vocab_size: int,
     log: Callable[[str], None] = print,
     only: Callable[[int], bool] = lambda i: True,
-) -> ShardRun:
+) -> ShardRun[ShardReceipt]:
     """Tokenize the planned items that `only(index)` selects and that lack a valid receipt.
 
     `only` lets a Slurm array task take its share.
     """
     from nemotron.data.indexed_writer import token_dtype
 
-    dtype = token_dtype(vocab_size)
     items = plan_work(request.blend, request.num_shards, sample=request.settings.sample)
+    refuse_other_settings(request.data_dir, request.settings.settings_hash)
     specs = {spec.name: spec for spec in request.blend.datasets}
-    _refuse_other_settings(request)
-    mine = [item for index, item in enumerate(items) if only(index)]
-    run = ShardRun()
-    if not request.force:
-        for item in mine:
-            if (receipt := _valid(request, item)) is not None:
-                run.receipts[item.id] = receipt
-    pending = [item for item in mine if item.id not in run.receipts]
-    log(
-        f"{len(items)} shards planned, {len(mine) - len(pending)} of {len(mine)} already done, "
-        f"{len(pending)} to do with {min(request.workers, max(len(pending), 1))} worker(s)"
-    )
-    if not pending:
-        return run
-    jobs = [(item, specs[item.dataset], request.settings, request.data_dir, dtype) for item in pending]
-    progress = _Progress(len(pending), log)
-
-    def done(receipt: ShardReceipt) -> None:
-        run.receipts[receipt.item_id] = receipt
-        run.done_now += 1
-        progress.done(receipt)
-
-    if request.workers <= 1 or len(pending) == 1:
-        tokenizer = load_tokenizer()
-        for item, spec, settings, data_dir, dt in jobs:
-            done(process_item(item, spec, settings, tokenizer, data_dir, dt))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        from concurrent.futures.process import BrokenProcessPool
-
-        # spawn: no forked tokenizer threads or locks. A worker that dies (killed, out of memory)
-        # fails the stage instead of hanging it; finished shards keep their receipts for the rerun.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            min(request.workers, len(pending)), mp_context=context, initializer=init_worker, initargs=(load_tokenizer,)
-        ) as pool:
-            futures = [pool.submit(run_in_worker, job) for job in jobs]
-            try:
-                for future in as_completed(futures):
-                    done(future.result())
-            except BrokenProcessPool as err:
-                raise DataError(f"a data prep worker died ({err}); re-run the stage to resume") from None
-    return run
+    process = TokenizeItem(specs, request.settings, request.data_dir, token_dtype(vocab_size))
+    job = ShardJob(load_tokenizer, process, lambda item: _valid(request, item), request.workers, request.force)
+    return run_shard_job(items, job, log=log, only=only)
 
 
 def finalize(
     request: PrepRequest,
     blend_file: Path,
-    run: ShardRun,
+    run: ShardRun[ShardReceipt],
     started: float,
     log: Callable[[str], None] = print,
     prefixes_relative_to: Path | None = None,
@@ -209,22 +160,6 @@ def finalize(
     return result
 
 
-def _refuse_other_settings(request: PrepRequest) -> None:
-    """Never overwrite shards made with other settings: a published artifact may point at them."""
-    for path in sorted((request.data_dir / "receipts").glob("*/*.json")):
-        try:
-            other = json.loads(path.read_text()).get("settings_hash")
-        except (OSError, ValueError, AttributeError):
-            continue  # unreadable: that shard is redone like any invalid one
-        if other != request.settings.settings_hash:
-            raise DataError(
-                f"data folder {request.data_dir} holds shards made with other settings ({path} has settings "
-                f"hash {str(other)[:16]}, this run {request.settings.settings_hash[:16]}), and a published "
-                "artifact may use them; set output_dir to another folder (or null: one folder per settings) "
-                "or delete that folder first"
-            )
-
-
 def _valid(request: PrepRequest, item: WorkItem) -> ShardReceipt | None:
     return valid_receipt(request.data_dir, item.id, item.ranges, request.settings.settings_hash)
 
@@ -240,25 +175,3 @@ def _add(result: PrepResult, item: WorkItem, receipt: ShardReceipt) -> None:
     result.truncated_documents += receipt.truncated
     result.bad_records += receipt.bad
     result.bad_examples.extend(receipt.bad_examples[: max(0, 5 - len(result.bad_examples))])
-
-
-class _Progress:
-    """Documents, tokens and tokens/s as shards finish: a line per shard, at most every few seconds."""
-
-    def __init__(self, total: int, log: Callable[[str], None], every_seconds: float = 5.0) -> None:
-        self.total, self.log, self.every = total, log, every_seconds
-        self.count = self.documents = self.tokens = 0
-        self.started = self.last = time.perf_counter()
-
-    def done(self, receipt: ShardReceipt) -> None:
-        self.count += 1
-        self.documents += sum(s.documents for s in receipt.splits.values())
-        self.tokens += sum(s.tokens for s in receipt.splits.values())
-        now = time.perf_counter()
-        if now - self.last >= self.every or self.count == self.total:
-            self.last = now
-            rate = self.tokens / max(now - self.started, 1e-9)
-            self.log(
-                f"progress: {self.count}/{self.total} shards, {self.documents:,} documents, "
-                f"{self.tokens:,} tokens, {rate:,.0f} tokens/s"
-            )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -183,18 +183,15 @@ def _commit(data_dir: Path, base: str, staged: dict[str, Path], output: SplitOut
     (output.bin_size, output.bin_sha256), (output.idx_size, output.idx_sha256) = sums[".bin"], sums[".idx"]
 
 
-# A worker process loads its tokenizer once; the pool's initializer stores it here.
-_WORKER: dict[str, TextTokenizer] = {}
+@dataclass(frozen=True)
+class TokenizeItem:
+    """Pretraining's per-item process for the shard runner (picklable): `process_item` with the worker's
+    tokenizer."""
 
+    specs: dict[str, DatasetSpec]
+    settings: ShardSettings
+    data_dir: Path
+    dtype: np.dtype
 
-def init_worker(load_tokenizer: Callable[[], TextTokenizer]) -> None:
-    from nemotron.quiet import silence_megatron_fallback_warnings
-
-    silence_megatron_fallback_warnings()
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _WORKER["tokenizer"] = load_tokenizer()
-
-
-def run_in_worker(args: tuple[WorkItem, DatasetSpec, ShardSettings, Path, np.dtype]) -> ShardReceipt:
-    item, spec, settings, data_dir, dtype = args
-    return process_item(item, spec, settings, _WORKER["tokenizer"], data_dir, dtype)
+    def __call__(self, item: WorkItem, tokenizer: TextTokenizer) -> ShardReceipt:
+        return process_item(item, self.specs[item.dataset], self.settings, tokenizer, self.data_dir, self.dtype)

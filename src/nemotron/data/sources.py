@@ -11,7 +11,7 @@ import glob
 import gzip
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -95,17 +95,32 @@ def resolve_files(spec: DatasetSpec) -> list[Path]:
 
 def iter_records(rng: SourceRange, spec: DatasetSpec) -> Iterator[Record]:
     """The records of one range, streaming (bounded memory whatever the input size)."""
+    if not is_structured(rng.path):
+        yield _text_file_record(Path(rng.path))
+        return
+    fix = "set 'text_field' for this dataset in the blend file"
+    for raw in iter_raw_records(rng, spec, (spec.text_field,), fix=fix):
+        if raw.problem is not None:
+            yield Record(raw.key, raw.origin, None, raw.problem)
+        else:
+            yield _from_mapping(raw.value, spec.text_field, raw.key, raw.origin)
+
+
+def is_structured(path: str) -> bool:
+    """Whether `path` holds records (JSONL, Parquet, a hub dataset), not one plain text document."""
+    return path.startswith(HF_PREFIX) or path.lower().endswith(JSONL_SUFFIXES + PARQUET_SUFFIXES)
+
+
+def iter_raw_records(rng: SourceRange, spec: DatasetSpec, columns: Sequence[str], *, fix: str) -> Iterator[RawRecord]:
+    """The records of one JSONL, Parquet or hub range as read, streaming: a JSON line's value (any JSON
+    value), or an object of a Parquet row's `columns` (all but the first may be absent from the file;
+    a file without the first is a DataError ending with `fix`), or a hub row."""
     if rng.path.startswith(HF_PREFIX):
         yield from _iter_hub(spec)
-        return
-    path = Path(rng.path)
-    name = path.name.lower()
-    if name.endswith(JSONL_SUFFIXES):
-        yield from _iter_jsonl(path, rng, spec.text_field)
-    elif name.endswith(PARQUET_SUFFIXES):
-        yield from _iter_parquet(path, spec.text_field)
+    elif rng.path.lower().endswith(PARQUET_SUFFIXES):
+        yield from _iter_parquet(Path(rng.path), columns, fix)
     else:
-        yield _text_file_record(path)
+        yield from iter_json_lines(rng)
 
 
 def _text_file_record(path: Path) -> Record:
@@ -122,10 +137,23 @@ def _open_text(path: Path) -> IO[str]:
     return open(path, encoding="utf-8")
 
 
-def _iter_jsonl(path: Path, rng: SourceRange, text_field: str) -> Iterator[Record]:
+@dataclass(frozen=True)
+class RawRecord:
+    """One record as read (a JSONL line's JSON value, a Parquet or hub row as an object), or the problem
+    that makes it unreadable."""
+
+    key: str  # as Record.key
+    origin: str  # file:line (or file:byte N when reading from the middle), file:row N, hub[split][N]
+    value: object = None
+    problem: str | None = None
+
+
+def iter_json_lines(rng: SourceRange) -> Iterator[RawRecord]:
+    """The parsed lines of a local JSONL range (`.jsonl`, `.json`, or gzipped), streaming."""
+    path = Path(rng.path)
     with open(path, "rb") as raw_file:
         if path.name.endswith(".gz"):
-            yield from _jsonl_lines(gzip.GzipFile(fileobj=raw_file), path, 0, None, 1, text_field)
+            yield from _jsonl_lines(gzip.GzipFile(fileobj=raw_file), path, 0, None, 1)
             return
         start = rng.start
         if start > 0:  # the line holding byte start-1 belongs to the previous range
@@ -133,12 +161,12 @@ def _iter_jsonl(path: Path, rng: SourceRange, text_field: str) -> Iterator[Recor
             start += len(raw_file.readline()) - 1
         raw_file.seek(start)
         line_no = None if rng.start else 1  # line numbers are only known when reading from the top
-        yield from _jsonl_lines(raw_file, path, start, rng.end, line_no, text_field)
+        yield from _jsonl_lines(raw_file, path, start, rng.end, line_no)
 
 
 def _jsonl_lines(
-    stream: Iterable[bytes], path: Path, offset: int, end: int | None, line_no: int | None, text_field: str
-) -> Iterator[Record]:
+    stream: Iterable[bytes], path: Path, offset: int, end: int | None, line_no: int | None
+) -> Iterator[RawRecord]:
     for raw in stream:
         if end is not None and offset >= end:
             return
@@ -149,31 +177,27 @@ def _jsonl_lines(
         if not raw or raw.isspace():  # (no stripped copy of a line that may hold a 50 MB document)
             continue
         try:
-            record = json.loads(raw)
+            yield RawRecord(key, origin, json.loads(raw))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            yield Record(key, origin, None, f"{origin}: not a valid UTF-8 JSON line ({err})")
-            continue
-        yield _from_mapping(record, text_field, key, origin)
+            yield RawRecord(key, origin, None, f"{origin}: not a valid UTF-8 JSON line ({err})")
 
 
-def _iter_parquet(path: Path, text_field: str) -> Iterator[Record]:
+def _iter_parquet(path: Path, columns: Sequence[str], fix: str) -> Iterator[RawRecord]:
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path)
-    if text_field not in parquet.schema_arrow.names:
-        raise DataError(
-            f"{path}: no column {text_field!r}; columns: {', '.join(parquet.schema_arrow.names)}; "
-            "set 'text_field' for this dataset in the blend file"
-        )
+    names = parquet.schema_arrow.names
+    if columns[0] not in names:
+        raise DataError(f"{path}: no column {columns[0]!r}; columns: {', '.join(names)}; {fix}")
+    present = [column for column in columns if column in names]
     row = 0
-    for batch in parquet.iter_batches(columns=[text_field], batch_size=1024):
-        for value in batch.column(0).to_pylist():
+    for batch in parquet.iter_batches(columns=present, batch_size=1024):
+        for values in zip(*(batch.column(i).to_pylist() for i in range(len(present))), strict=True):
             row += 1
-            origin = f"{path}:row {row}"
-            yield _from_mapping({text_field: value}, text_field, f"{path.name}:row {row}", origin)
+            yield RawRecord(f"{path.name}:row {row}", f"{path}:row {row}", dict(zip(present, values, strict=True)))
 
 
-def _iter_hub(spec: DatasetSpec) -> Iterator[Record]:
+def _iter_hub(spec: DatasetSpec) -> Iterator[RawRecord]:
     import datasets
 
     repo = spec.path[len(HF_PREFIX) :]
@@ -183,7 +207,7 @@ def _iter_hub(spec: DatasetSpec) -> Iterator[Record]:
         raise DataError(f"dataset {spec.name}: cannot load {spec.path} from the hub: {err}") from err
     for index, record in enumerate(stream):
         origin = f"{spec.path}[{spec.split}][{index}]"
-        yield _from_mapping(record, spec.text_field, origin, origin)
+        yield RawRecord(origin, origin, record)
 
 
 def _from_mapping(record: object, text_field: str, key: str, origin: str) -> Record:

@@ -113,6 +113,19 @@ NANO3_DATA_PREP_PRETRAIN = StageSpec(
     publishes=("artifact_name",),
 )
 
+NANO3_DATA_PREP_SFT = StageSpec(
+    key="data-prep-sft",
+    family="nano3",
+    title="Render, mask and pack a chat blend into SFT parquet sequences",
+    entry_module="nemotron.stages.data_prep_sft",
+    config_subdir="nano3/stage1_sft/config/data_prep",
+    schema="nemotron.stages.data_prep_sft_config:DataPrepSftConfig",
+    example_override="pack_size=2048",
+    array_size=lambda config: config.array_tasks,
+    preflight="nemotron.stages.data_prep_sft_request:check_sft_inputs",
+    publishes=("artifact_name",),
+)
+
 NANO3_PRETRAIN = StageSpec(
     key="pretrain",
     family="nano3",
@@ -144,7 +157,8 @@ NANO3_SFT = StageSpec(
 )
 
 STAGES: dict[str, StageSpec] = {
-    f"{spec.family}/{spec.key}": spec for spec in (NANO3_DATA_PREP_PRETRAIN, NANO3_PRETRAIN, NANO3_SFT)
+    f"{spec.family}/{spec.key}": spec
+    for spec in (NANO3_DATA_PREP_PRETRAIN, NANO3_DATA_PREP_SFT, NANO3_PRETRAIN, NANO3_SFT)
 }
 
 

@@ -72,10 +72,11 @@ def _prepare(
 ) -> None:
     """Tokenize this job's shards (all of them, or an array task's share), then finalize and publish."""
     from nemotron.data.pretrain_prep import ShardRun, finalize, run_shards
+    from nemotron.data.receipts import ShardReceipt
     from nemotron.stages.data_prep_publish import publish_pretrain_data, unchanged_version
 
     request = plan.request
-    shards = ShardRun()
+    shards: ShardRun[ShardReceipt] = ShardRun()
     if context.phase in (None, "shards"):
         task, tasks = context.array_index, context.array_count
         shards = run_shards(
@@ -92,7 +93,8 @@ def _prepare(
             request, staging.path / "blend.json", shards, started, log=log, prefixes_relative_to=relative_to
         )
         with registry.publishing(plan.artifact_name):  # no other publisher of the name between check and publish
-            current = unchanged_version(registry, plan, staging.path / "blend.json")
+            blend = {"blend": staging.path / "blend.json"}
+            current = unchanged_version(registry, plan.artifact_name, request.settings.settings_hash, blend)
             if current is not None and not request.force:
                 print(f"nothing changed: {current.ref} already holds this data ({current.path})", flush=True)
                 return

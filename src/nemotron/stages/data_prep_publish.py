@@ -1,15 +1,20 @@
-"""Publish finished pretraining data as a `pretrain-data` artifact with typed metadata and lineage."""
+"""Publish finished data prep output (`pretrain-data`, `sft-data`) with typed metadata and lineage, or
+find that the latest version already holds it."""
 
 from __future__ import annotations
 
+import filecmp
 from dataclasses import asdict
 from pathlib import Path
 
 from nemotron.artifacts import Artifact, ArtifactError, ArtifactKind, FileRegistry
 from nemotron.artifacts.file_registry import Staging
-from nemotron.artifacts.kinds import PretrainDataMeta, TokenCounts, TokenizerInfo
+from nemotron.artifacts.kinds import PretrainDataMeta, RecordCounts, SftDataMeta, TokenCounts, TokenizerInfo
 from nemotron.artifacts.mirrors import Mirror, publish_with_mirrors
+from nemotron.data.chat_template import ChatTemplate
 from nemotron.data.pretrain_prep import PrepResult
+from nemotron.data.sft_prep import SftRequest, SftResult
+from nemotron.data.tokenizer import TextTokenizer
 from nemotron.stages.data_prep_request import DataPrepPlan
 from nemotron.stages.runtime import JobContext
 
@@ -70,13 +75,84 @@ def publish_pretrain_data(
     )
 
 
-def unchanged_version(registry: FileRegistry, plan: DataPrepPlan, new_blend: Path) -> Artifact | None:
-    """The latest version when it holds the same data (settings hash and blend.json), else None."""
+def unchanged_version(registry: FileRegistry, name: str, settings_hash: str, files: dict[str, Path]) -> Artifact | None:
+    """The latest version of `name` when it holds the same data, else None: made with the same settings
+    hash and holding, for each role of `files` (role -> the new file), a byte-identical file, and no other."""
     try:
-        latest = registry.resolve(plan.artifact_name)
+        latest = registry.resolve(name)
     except ArtifactError:
         return None
-    same_settings = latest.metadata.get("settings_hash") == plan.request.settings.settings_hash
-    if same_settings and latest.file("blend").read_text() == new_blend.read_text():
-        return latest
-    return None
+    if latest.metadata.get("settings_hash") != settings_hash or set(latest.files) != set(files):
+        return None
+    for role, new in files.items():
+        old = latest.file(role)
+        if not old.is_file() or not filecmp.cmp(old, new, shallow=False):
+            return None
+    return latest
+
+
+def publish_sft_data(
+    registry: FileRegistry,
+    mirrors: list[Mirror],
+    staging: Staging,
+    request: SftRequest,
+    result: SftResult,
+    rendering: tuple[ChatTemplate, TextTokenizer],
+    context: JobContext,
+    stage: str,
+) -> Artifact:
+    """Publish the packed parquet files of each split (in the version) with their counts and settings."""
+    template, tokenizer = rendering
+    settings = request.settings
+    metadata = SftDataMeta(
+        format="packed-parquet",
+        records=sum(s.conversations for s in result.splits.values()),
+        tokens=sum(s.tokens for s in result.splits.values()),
+        tokenizer=TokenizerInfo(**tokenizer.identity()),
+        splits={
+            split: RecordCounts(
+                s.conversations,
+                s.tokens,
+                extra={
+                    "sequences": s.sequences,
+                    "loss_tokens": s.loss_tokens,
+                    "packing_efficiency": s.stats.efficiency if s.stats else 0.0,
+                    "truncated": s.stats.truncated if s.stats else 0,
+                    "dropped": s.stats.dropped if s.stats else 0,
+                },
+            )
+            for split, s in result.splits.items()
+        },
+        seq_length=settings.pack_size,
+        chat_template=template.template_hash,
+        settings={
+            "pack_size": settings.pack_size,
+            "packing": settings.packing,
+            "overflow": settings.overflow,
+            "last_turn_only": settings.last_turn_only,
+            "split": asdict(settings.fractions),
+            "num_shards": request.num_shards,
+            "chat_template": template.identity(),
+        },
+        bad_records=result.bad_records,
+        extra={
+            "data_dir": str(request.data_dir),
+            "settings_hash": settings.settings_hash,
+            "shards": result.shards,
+            "bad_examples": result.bad_examples,
+            "blend_source": str(request.blend.source),
+        },
+    )
+    return publish_with_mirrors(
+        registry,
+        mirrors,
+        staging,
+        kind=ArtifactKind.SFT_DATA,
+        lineage=context.lineage(
+            stage,
+            (*(d.path for d in request.blend.datasets), f"tokenizer:{tokenizer.name_or_path}"),
+            ("nemotron", "tokenizers", "transformers", "jinja2", "pyarrow", "numpy"),
+        ),
+        metadata=metadata,
+        files=result.files,
+    )

@@ -74,9 +74,14 @@ def build_request(config: DataPrepPretrainConfig, registry_root: Path) -> DataPr
         if config.output_dir
         else (registry_root / name / "data" / settings_hash[:16])
     )
-    workers = config.workers or len(os.sched_getaffinity(0))  # the cores this process may use
+    workers = default_workers(config.workers)
     request = PrepRequest(blend, settings, data_dir, config.num_shards, workers, config.force, config.max_bad_records)
     return DataPrepPlan(request, name, tokenizer, load)
+
+
+def default_workers(configured: int | None) -> int:
+    """The `workers` setting, or (null) one worker per core this process may use."""
+    return configured or len(os.sched_getaffinity(0))
 
 
 def check_inputs(config: DataPrepPretrainConfig, profile: Profile) -> list[str]:
@@ -85,23 +90,31 @@ def check_inputs(config: DataPrepPretrainConfig, profile: Profile) -> list[str]:
     Reads the blend JSON (no dataset is opened, nothing is tokenized). On Slurm, a path not visible from
     here may still exist on the cluster: it gives a note for the dry run instead of an error.
     """
+    return check_prep_inputs(
+        config.blend_path, config.text_field, config.tokenizer.name_or_path, config.output_dir, profile
+    )
+
+
+def check_prep_inputs(
+    blend_path: str, text_field: str, tokenizer: str, output_dir: str | None, profile: Profile
+) -> list[str]:
+    """The launch checks every data prep stage makes (see `check_inputs`): blend file, tokenizer, output_dir."""
     from nemotron.data.blend_spec import load_blend_spec
     from nemotron.data.tokenizer import check_tokenizer_source
 
     notes: list[str] = []
     on_cluster = profile.executor == "slurm"
-    blend = Path(config.blend_path).expanduser()
+    blend = Path(blend_path).expanduser()
     if on_cluster and not blend.exists():
         notes.append(f"blend_path {blend} is not visible here; the job checks it on the cluster")
     else:
-        load_blend_spec(config.blend_path, default_text_field=config.text_field)
-    tokenizer = config.tokenizer.name_or_path
+        load_blend_spec(blend_path, default_text_field=text_field)
     if on_cluster and not Path(tokenizer).expanduser().exists():
         notes.append(f"tokenizer.name_or_path {tokenizer} is not checked here; the job loads it on the cluster")
     else:
         check_tokenizer_source(tokenizer)
-    if config.output_dir:
-        output = Path(config.output_dir).expanduser()
+    if output_dir:
+        output = Path(output_dir).expanduser()
         if on_cluster:
             notes.append(f"output_dir {output} is on the cluster's filesystem: not checked here; the job creates it")
         elif (problem := unwritable_reason(output)) is not None:
