@@ -28,30 +28,6 @@ def _no_inherited_secrets(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
-def base_and_data(run_cli, small_pretrain) -> None:
-    """A small pretrained model artifact `base` and the tiny chat data packed into rows of its 64 tokens."""
-    for args in (
-        ("nano3", "data", "prep", "pretrain", "-c", "tiny"),
-        (
-            "nano3",
-            "pretrain",
-            "-c",
-            "tiny",
-            *small_pretrain,
-            "train.train_iters=20",
-            "lr.warmup_iters=2",
-            "guard.warmup_steps=2",
-            "train.eval_interval=20",
-            "sample.tokens=0",
-            "run_name=base",
-        ),
-        ("nano3", "data", "prep", "sft", "-c", "tiny", "pack_size=64", "overflow=drop", "num_shards=2"),
-    ):
-        done = run_cli(*args, timeout=600)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-
-
 def sft(run_cli, *overrides: str):
     return run_cli(
         *SFT,
@@ -71,7 +47,7 @@ def validation(text: str) -> dict[int, float]:
     return {int(step): float(loss) for step, loss in VALIDATION.findall(text)}
 
 
-def test_sft_starts_from_the_base_learns_resumes_and_publishes_with_lineage(run_cli, base_and_data, nemotron_home):
+def test_sft_starts_from_the_base_learns_resumes_and_publishes_with_lineage(run_cli, sft_inputs, nemotron_home):
     done = sft(run_cli, "train.train_iters=20", "run_name=full")
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]
@@ -79,12 +55,14 @@ def test_sft_starts_from_the_base_learns_resumes_and_publishes_with_lineage(run_
     curve = validation(done.stdout)
     assert sorted(curve) == [0, 10, 20] and curve[20] < curve[0], curve
     assert "published full:v1 (step 20)" in done.stdout
-    assert re.search(r"held-out answers \(greedy, test split\): exact match \d+%", done.stdout)
+    assert re.search(r"held-out answers \(greedy, test split\): exact match \d+% \(\d+% before", done.stdout)
 
     artifact = json.loads((nemotron_home / "artifacts" / "full" / "v1" / "artifact.json").read_text())
     assert artifact["kind"] == "model-checkpoint"
     assert {"nano3-sft-data-tiny:v1", "base:v1"} <= set(artifact["lineage"]["inputs"])
     assert artifact["lineage"]["stage"] == "sft"
+    evaluation = artifact["metadata"]["evaluation"]
+    assert evaluation["answers"] == 4 and 0 <= evaluation["exact_match_at_start"] <= 1
 
     longer = sft(run_cli, "train.train_iters=30", "run_name=full")
     assert longer.returncode == 0, longer.stdout[-3000:] + longer.stderr[-3000:]
@@ -95,7 +73,7 @@ def test_sft_starts_from_the_base_learns_resumes_and_publishes_with_lineage(run_
 
 
 def test_lora_starts_at_the_base_checkpoints_adapters_and_exports_merged(
-    run_cli, base_and_data, nemotron_home, tmp_path
+    run_cli, sft_inputs, nemotron_home, tmp_path
 ):
     full = sft(run_cli, "train.train_iters=1", "run_name=full-ref", "answers.count=0")
     assert full.returncode == 0, full.stdout[-3000:] + full.stderr[-3000:]

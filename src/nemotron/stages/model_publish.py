@@ -6,7 +6,7 @@ import os
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nemotron.artifacts import Artifact, ArtifactKind, FileRegistry
 from nemotron.artifacts.kinds import ModelCheckpointMeta, TokenizerInfo
@@ -56,10 +56,12 @@ def publish_model_checkpoint(
     loss: float | None,
     inputs: Sequence[str] = (),
     folders: Mapping[str, Sequence[Path]] | None = None,
+    evaluation: Mapping[str, Any] | None = None,
 ) -> Artifact:
     """Publish the checkpoint folder `checkpoint` (an iter_XXXXXXX folder) as the next version of `name`.
 
-    `inputs`: more lineage inputs; `folders`: more file roles, each a folder of copies of the given files.
+    `inputs`: more lineage inputs; `folders`: more file roles, each a folder of copies of the given files;
+    `evaluation`: what the stage measured on the model (e.g. held-out exact match), kept in its metadata.
     """
 
     state = metadata["train_state"]
@@ -78,6 +80,7 @@ def publish_model_checkpoint(
             "validation": state.get("last_eval") or {},
             "source_checkpoint": str(checkpoint),
             **({"peft": metadata["peft"]} if metadata.get("peft") else {}),  # adapters only: their base and settings
+            **({"evaluation": dict(evaluation)} if evaluation else {}),
         },
     )
     inputs = tuple(ref for ref in (metadata.get("data"),) if ref) + tuple(inputs)

@@ -7,7 +7,12 @@ from the weights of `run.model` with a fresh optimizer.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from nemotron.training.sft.config import SftConfig
+
+if TYPE_CHECKING:
+    from nemotron.training.sft.answers import Answer
 
 STAGE = "sft"
 
@@ -18,7 +23,6 @@ def main(argv: list[str] | None = None) -> None:
     from nemotron.stages.runtime import load_stage_config
     from nemotron.stages.training_outcome import checkpoint_publisher, conclude
     from nemotron.training.run.session import RunIdentity
-    from nemotron.training.sft.answers import exact_match
     from nemotron.training.sft.inputs import resolve_inputs
     from nemotron.training.sft.runner import run_sft
 
@@ -26,17 +30,38 @@ def main(argv: list[str] | None = None) -> None:
     mirrors = mirrors_from_environment()  # fail early, not after hours of training
     registry = FileRegistry(default_registry_root())
     inputs = resolve_inputs(config, registry)
+    evaluation: dict[str, Any] = {}  # filled before the final checkpoint is published
     publish = checkpoint_publisher(
-        registry, mirrors, config.model_artifact_name, context, STAGE, inputs=(inputs.start_source,)
+        registry, mirrors, config.model_artifact_name, context, STAGE, (inputs.start_source,), evaluation
     )
     identity = RunIdentity(STAGE, context.job_name, context.config_sha256)
     result = run_sft(config, inputs, identity, registry, on_checkpoint=publish)
+    if result.report:
+        evaluation.update(answers_summary(config, result.report, result.report_at_start))
     if conclude(result, publish) and result.report:
-        answers = result.report
-        print(f"held-out answers (greedy, {config.answers.split} split): exact match {exact_match(answers):.0%}")
-        for answer in answers:
+        before = evaluation.get("exact_match_at_start")
+        shown = f" ({before:.0%} before fine-tuning)" if before is not None else ""
+        print(
+            f"held-out answers (greedy, {config.answers.split} split): exact match "
+            f"{evaluation['exact_match']:.0%}{shown}"
+        )
+        for answer in result.report:
             mark = "ok " if answer.exact else "-- "
             print(f"{mark}{answer.prompt[-60:]!r} -> {answer.answer!r} (reference {answer.reference!r})", flush=True)
+
+
+def answers_summary(config: SftConfig, answers: list[Answer], at_start: list[Answer] | None) -> dict[str, Any]:
+    """What the model artifact's metadata records of the held-out answers."""
+    from nemotron.training.sft.answers import exact_match
+
+    summary: dict[str, Any] = {
+        "split": config.answers.split,
+        "answers": len(answers),
+        "exact_match": exact_match(answers),
+    }
+    if at_start:
+        summary["exact_match_at_start"] = exact_match(at_start)
+    return summary
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nemotron.artifacts import FileRegistry
@@ -21,10 +21,12 @@ def checkpoint_publisher(
     context: JobContext,
     stage: str,
     inputs: Sequence[str] = (),
+    evaluation: Mapping[str, Any] | None = None,
 ) -> Callable[[CheckpointInfo], None]:
     """Publish a checkpoint as the next version of model artifact `name` (once: a republish is a no-op).
 
-    `inputs`: lineage beyond the checkpoint's data artifact (e.g. the model fine-tuning started from).
+    `inputs`: lineage beyond the checkpoint's data artifact (e.g. the model fine-tuning started from);
+    `evaluation`: read when a checkpoint is published (the stage fills it once it measured the model).
     """
     from nemotron.stages.model_publish import publish_model_checkpoint, published_version
 
@@ -43,6 +45,7 @@ def checkpoint_publisher(
             stage,
             loss=info.metadata["train_state"].get("last_loss"),
             inputs=inputs,
+            evaluation=evaluation,
         )
         print(f"published {artifact.ref} (step {artifact.metadata['step']}) at {artifact.path}", flush=True)
 

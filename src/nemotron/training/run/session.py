@@ -99,7 +99,8 @@ class TrainingResult:
     checkpoint: CheckpointInfo | None  # the newest checkpoint of the run
     sample: str | None
     is_main: bool
-    report: Any = None  # what the stage's `final_report` returned (a finished run only)
+    report: Any = None  # what the stage's `report` returned after training (a finished run only)
+    report_at_start: Any = None  # what it returned before the first step (a new run only, not a resumed one)
 
 
 def _say(context: DistributedContext, message: str) -> None:
@@ -214,13 +215,14 @@ def run_training(
     objective: Objective,
     on_checkpoint: Callable[[CheckpointInfo], None] | None = None,
     fine_tune: FineTuneStart | None = None,
-    final_report: Callable[[Engine, DistributedContext], Any] | None = None,
+    report: Callable[[Engine, DistributedContext], Any] | None = None,
 ) -> TrainingResult:
     """Train `cfg` on the stage's data with its objective in this process (one of torchrun's, or alone); collective.
 
     `fine_tune`: the weights a new run starts from (a run resuming its own checkpoint does not load them,
     unless its checkpoints hold adapters only) and what it changes on the model.
-    `final_report`: called on every rank with the trained engine once training finished (e.g. held-out answers).
+    `report`: called on every rank with the engine before a new run's first step and once training finished
+    (e.g. held-out answers before and after fine-tuning).
     """
     context = init_distributed(cfg.parallel, seed=cfg.train.seed)
     logger = None
@@ -262,6 +264,7 @@ def run_training(
                 f"resumed from {start.path} (step {state.iteration}, {state.consumed_samples:,} samples, "
                 f"{state.tokens_seen:,} tokens seen)",
             )
+        at_start = report(engine, context) if report is not None and start is None else None
         scheduler = LRScheduler(
             engine.optimizer,
             cfg.lr,
@@ -328,7 +331,7 @@ def run_training(
             save(state)
         newest = saved[-1] if saved else start
         sample = sample_text(engine, cfg, data.tokenizer, context) if outcome.finished else None
-        report = final_report(engine, context) if outcome.finished and final_report is not None else None
+        final = report(engine, context) if outcome.finished and report is not None else None
         return TrainingResult(
             state=state,
             finished=outcome.finished,
@@ -337,7 +340,8 @@ def run_training(
             checkpoint=newest,
             sample=sample,
             is_main=context.is_main,
-            report=report,
+            report=final,
+            report_at_start=at_start,
         )
     finally:
         if logger is not None:

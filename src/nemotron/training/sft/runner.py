@@ -122,7 +122,7 @@ def run_sft(
         PackedSequenceObjective(),
         on_checkpoint,
         fine_tune=fine_tune_start(cfg, inputs),
-        final_report=answers_report(cfg, inputs),
+        report=answers_report(cfg, inputs),
     )
 
 

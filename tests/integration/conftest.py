@@ -1,0 +1,32 @@
+"""Fixtures of the end-to-end tests: a small pretrained model artifact and the tiny chat data packed for it."""
+
+from __future__ import annotations
+
+import pytest
+
+SFT_PACK_SIZE = 64  # the small pretrained model's sequence length (conftest's small_pretrain)
+
+
+@pytest.fixture
+def sft_inputs(run_cli, small_pretrain) -> None:
+    """Artifacts `base:v1` (20 steps of the small model on the tiny corpus) and `nano3-sft-data-tiny:v1`
+    (the tiny chat corpus packed into rows of the model's 64 tokens), in this test's NEMOTRON_HOME."""
+    for args in (
+        ("nano3", "data", "prep", "pretrain", "-c", "tiny"),
+        (
+            "nano3",
+            "pretrain",
+            "-c",
+            "tiny",
+            *small_pretrain,
+            "train.train_iters=20",
+            "lr.warmup_iters=2",
+            "guard.warmup_steps=2",
+            "train.eval_interval=20",
+            "sample.tokens=0",
+            "run_name=base",
+        ),
+        ("nano3", "data", "prep", "sft", "-c", "tiny", f"pack_size={SFT_PACK_SIZE}", "overflow=drop", "num_shards=2"),
+    ):
+        done = run_cli(*args, timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
