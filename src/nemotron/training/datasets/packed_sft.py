@@ -54,7 +54,7 @@ def layout_row(row: PackedRow, seq_length: int, pad_id: int = 0) -> PackedSample
         loss_mask[start : end - 1] = mask[start + 1 : end]
         position_ids[start:end] = np.arange(end - start)
         document_ids[start:end] = index
-    position_ids[length:] = np.arange(seq_length - length)  # padding: attends only to itself, never counted
+    position_ids[length:] = np.arange(seq_length - length)  # padding: one document of its own, never counted
     return PackedSample(tokens, labels, loss_mask, position_ids, document_ids)
 
 
