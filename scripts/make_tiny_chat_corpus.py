@@ -1,7 +1,8 @@
 """Generate the tiny SFT chat corpus of the nano3 "tiny" recipe (recipes/nano3/assets/chat-tiny/).
 
 Deterministic (fixed seed, no external data): mostly two-digit addition and subtraction questions
-answered in one fixed format ("What is 47 + 38?" -> "47 + 38 = 85"), a few two-turn conversations,
+answered in one fixed, worked format ("What is 47 + 38?" -> "7+8=15, 4+3+1=8, so 47+38=85"), a few
+two-turn conversations,
 a system prompt in some records, and a small share of "which module is documented as ..."
 questions taken mechanically from the title lines of the tiny pretraining corpus. The problems of
 valid/test never occur in train (addition is matched as an unordered pair), nor do their module
@@ -32,7 +33,7 @@ SPLIT_SIZES = {"test": 200, "valid": 200, "train": 3000}  # records; eval splits
 HELD_OUT_FACTS = 8  # module questions per eval split; train gets the rest
 MULTI_TURN_SHARE = 0.05
 SYSTEM_SHARE = 0.25
-VERIFIER = "exact_match"  # the final assistant reply, stripped, equals expected_answer
+VERIFIER = "exact_match"  # the reply's final answer (after its last "=", else the reply) equals expected_answer
 
 SYSTEM_PROMPTS = (
     "You are a helpful assistant.",
@@ -72,22 +73,39 @@ def module_facts(corpus: Path = LIBRARY_CORPUS) -> list[tuple[str, str]]:
     return sorted((module, desc) for desc, module in facts.items())
 
 
-def arithmetic_turn(rng: random.Random, problem: Problem, templates: tuple[str, ...]) -> list[Message]:
-    """One user question and its answer "a op b = result"."""
+def worked_answer(op: str, a: int, b: int) -> str:
+    """The answer, worked digit by digit: units, then tens with the carry (or borrow), then the result.
+
+    "7+8=15, 4+3+1=8, so 47+38=85" and "14-9=5, 8-1-1=6, so 84-19=65": every step is a one-digit fact
+    a tiny model can learn from a few thousand examples, where the result alone is not.
+    """
+    (ta, ua), (tb, ub) = divmod(a, 10), divmod(b, 10)
+    if op == "+":
+        units = ua + ub
+        carry = units // 10
+        return f"{ua}+{ub}={units}, {ta}+{tb}+{carry}={ta + tb + carry}, so {a}+{b}={a + b}"
+    borrow = int(ua < ub)
+    units = ua + 10 * borrow
+    return f"{units}-{ub}={units - ub}, {ta}-{tb}-{borrow}={ta - tb - borrow}, so {a}-{b}={a - b}"
+
+
+def arithmetic_turn(rng: random.Random, problem: Problem, templates: tuple[str, ...]) -> tuple[list[Message], str]:
+    """One user question, its worked answer, and the result (the expected final answer)."""
     op, a, b = problem
     if op == "+" and rng.random() < 0.5:
         a, b = b, a
     result = a + b if op == "+" else a - b
     question = rng.choice(templates).format(a=a, b=b, op=op, word=OP_WORDS[op])
-    return [{"role": "user", "content": question}, {"role": "assistant", "content": f"{a} {op} {b} = {result}"}]
+    turn = [{"role": "user", "content": question}, {"role": "assistant", "content": worked_answer(op, a, b)}]
+    return turn, str(result)
 
 
-def make_record(rng: random.Random, turns: list[Message]) -> Record:
-    """A chat record: an optional system prompt, the turns, and the final reply as expected answer."""
+def make_record(rng: random.Random, turns: list[Message], answer: str) -> Record:
+    """A chat record: an optional system prompt, the turns, and the final answer of the last reply."""
     messages = list(turns)
     if rng.random() < SYSTEM_SHARE:
         messages.insert(0, {"role": "system", "content": rng.choice(SYSTEM_PROMPTS)})
-    return {"messages": messages, "expected_answer": messages[-1]["content"], "verifier": VERIFIER}
+    return {"messages": messages, "expected_answer": answer, "verifier": VERIFIER}
 
 
 def make_splits(seed: int = SEED) -> dict[str, list[Record]]:
@@ -107,13 +125,14 @@ def make_splits(seed: int = SEED) -> dict[str, list[Record]]:
         if n_problems > len(problems):
             raise SystemExit(f"{name}: needs {n_problems} problems, {len(problems)} left")
         pool, problems = problems[:n_problems], problems[n_problems:]
-        records = [make_record(rng, arithmetic_turn(rng, p, QUESTIONS)) for p in pool[:n_single]]
+        records = [make_record(rng, *arithmetic_turn(rng, p, QUESTIONS)) for p in pool[:n_single]]
         for first, second in zip(pool[n_single::2], pool[n_single + 1 :: 2], strict=True):
-            turns = arithmetic_turn(rng, first, QUESTIONS) + arithmetic_turn(rng, second, FOLLOW_UPS)
-            records.append(make_record(rng, turns))
+            turns, _ = arithmetic_turn(rng, first, QUESTIONS)
+            more, answer = arithmetic_turn(rng, second, FOLLOW_UPS)
+            records.append(make_record(rng, turns + more, answer))
         for module, desc in split_facts:
             question = {"role": "user", "content": MODULE_QUESTION.format(desc=desc)}
-            records.append(make_record(rng, [question, {"role": "assistant", "content": module}]))
+            records.append(make_record(rng, [question, {"role": "assistant", "content": module}], module))
         rng.shuffle(records)
         splits[name] = records
     return splits
@@ -152,14 +171,16 @@ title lines of `../corpus-tiny/python-library.jsonl` (Python documentation, PSF 
 
 - `train.jsonl`, `valid.jsonl`, `test.jsonl`: one conversation per line, OpenAI chat form:
   `{{"messages": [{{"role": "system", ...}}?, {{"role": "user", "content": "What is 47 + 38?"}},
-  {{"role": "assistant", "content": "47 + 38 = 85"}}], "expected_answer": "47 + 38 = 85", "verifier": "exact_match"}}`.
-  `expected_answer` is the final assistant reply; `exact_match` means a reply is correct when,
-  stripped of surrounding whitespace, it equals `expected_answer`.
-- Tasks: two-digit addition and subtraction (non-negative results), always answered as
-  `a op b = result`, with a few question phrasings; about 5% two-turn conversations (the second
-  question is a new problem); a system prompt in about a quarter of the records; and one
-  `Which Python module is documented as "<title>"?` question per module title of the library
-  corpus (answer: the module name).
+  {{"role": "assistant", "content": "7+8=15, 4+3+1=8, so 47+38=85"}}], "expected_answer": "85",
+  "verifier": "exact_match"}}`. `expected_answer` is the final answer of the last reply; `exact_match`
+  means a reply is correct when its final answer (the text after its last `=`, or the whole reply
+  when it has none), stripped of surrounding whitespace, equals `expected_answer`.
+- Tasks: two-digit addition and subtraction (non-negative results), always answered worked digit by
+  digit in one format: units, tens with the carry (`+0`/`+1`) or borrow (`-0`/`-1`), then the result
+  (`7+8=15, 4+3+1=8, so 47+38=85`; `14-9=5, 8-1-1=6, so 84-19=65`), with a few question phrasings;
+  about 5% two-turn conversations (the second question is a new problem); a system prompt in about a
+  quarter of the records; and one `Which Python module is documented as "<title>"?` question per
+  module title of the library corpus (answer: the module name).
 - Held out: no problem of `valid`/`test` occurs in `train` (`a + b` and `b + a` count as one
   problem), and their module questions are not in `train` either (those test recall of the
   pretraining corpus and are expected to be hard for the tiny model).

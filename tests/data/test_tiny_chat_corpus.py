@@ -18,7 +18,8 @@ CHAT = REPO / "recipes" / "nano3" / "assets" / "chat-tiny"
 LIBRARY = REPO / "recipes" / "nano3" / "assets" / "corpus-tiny" / "python-library.jsonl"
 SPLITS = ("train", "valid", "test")
 
-ANSWER_RE = re.compile(r"^(\d+) ([+-]) (\d+) = (\d+)$")
+# "7+8=15, 4+3+1=8, so 47+38=85": units, tens with the carry (or borrow), the result
+ANSWER_RE = re.compile(r"^(\d+)([+-])(\d)=(\d+), (\d)[+-](\d)[+-]([01])=(-?\d+), so (\d+)([+-])(\d+)=(\d+)$")
 MODULE_RE = re.compile(r'^Which Python module is documented as "(.+)"\?$')
 
 
@@ -32,7 +33,7 @@ def _problems(record: dict) -> set[tuple[str, int, int]]:
     for message in record["messages"]:
         match = ANSWER_RE.match(message["content"]) if message["role"] == "assistant" else None
         if match:
-            a, op, b = int(match[1]), match[2], int(match[3])
+            a, op, b = int(match[9]), match[10], int(match[11])
             found.add((op, *sorted((a, b))) if op == "+" else (op, a, b))
     return found
 
@@ -74,7 +75,8 @@ def test_records_are_openai_chats_ending_in_the_expected_answer(split):
         for message in messages:
             assert set(message) == {"role", "content"}
             assert isinstance(message["content"], str) and message["content"] == message["content"].strip() != ""
-        assert record["expected_answer"] == messages[-1]["content"]
+        last = messages[-1]["content"]
+        assert record["expected_answer"] == (last.rsplit("=", 1)[1] if "=" in last else last)  # the final answer
 
 
 @pytest.mark.parametrize("split", SPLITS)
@@ -95,12 +97,27 @@ def test_answers_are_correct(split):
                 continue
             match = ANSWER_RE.match(answer["content"])
             assert match, answer
-            a, op, b, result = int(match[1]), match[2], int(match[3]), int(match[4])
+            a, op, b, result = int(match[9]), match[10], int(match[11]), int(match[12])
             assert 10 <= a <= 99 and 10 <= b <= 99
             assert result == (a + b if op == "+" else a - b)
+            _assert_worked_steps(match, a, op, b)
             assert re.search(rf"\b{a} (\{op}|{'plus' if op == '+' else 'minus'}) {b}\b", question["content"]), question
             arithmetic += 1
     assert arithmetic >= 0.9 * len(_records(split))
+
+
+def _assert_worked_steps(match: re.Match, a: int, op: str, b: int) -> None:
+    """Every step of a worked answer is true: units (with a borrow of 10), then tens with the carry/borrow."""
+    (ta, ua), (tb, ub) = divmod(a, 10), divmod(b, 10)
+    units_a, units_op, units_b, units = int(match[1]), match[2], int(match[3]), int(match[4])
+    tens_a, tens_b, carry, tens = int(match[5]), int(match[6]), int(match[7]), int(match[8])
+    assert units_op == op and (tens_a, tens_b, units_b) == (ta, tb, ub)
+    if op == "+":
+        assert units_a == ua and units == ua + ub and carry == units // 10 and tens == ta + tb + carry
+        assert tens * 10 + units % 10 == a + b
+    else:
+        assert carry == int(ua < ub) and units_a == ua + 10 * carry and units == units_a - ub
+        assert tens == ta - tb - carry and tens * 10 + units == a - b
 
 
 def test_valid_and_test_questions_are_held_out_from_train():

@@ -138,3 +138,34 @@ def _assert_export_is_base_plus_adapters(hf_dir: Path, checkpoint: Path) -> None
     with torch.no_grad():
         actual = hf(tokens).logits
     assert (actual - expected).abs().max().item() < 1e-4
+
+
+def test_gpu_dry_run_shows_the_torchrun_command_and_sbatch_script(run_cli, sft_inputs, nemotron_home):
+    """default.yaml against a 2-node x 8-GPU Slurm profile, with this machine's artifacts as its inputs:
+    previewed here, nothing submitted; what the job would refuse is refused here."""
+    (nemotron_home.parent / "env.toml").write_text(
+        '[gpu-cluster]\nexecutor = "slurm"\naccount = "acct"\npartition = "batch"\nnodes = 2\n'
+        'gpus_per_node = 8\ntime = "04:00:00"\njob_dir = "/lustre/me/jobs"\n'
+    )
+    inputs = ("run.data=nano3-sft-data-tiny:latest", "run.model=base:latest")
+    done = run_cli("nano3", "sft", "--dry-run", "--batch", "gpu-cluster", *inputs)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = " ".join(done.stdout.split())
+    for expected in (
+        "#SBATCH --nodes=2",
+        "#SBATCH --gpus-per-node=8",
+        "#SBATCH --signal=USR1@120",
+        "-m torch.distributed.run --nnodes=$SLURM_NNODES --nproc-per-node=8",
+        "-m nemotron.stages.sft --config",
+        "run.model: base:latest -> base:v1 (model-checkpoint)",
+        "run.data: nano3-sft-data-tiny:latest -> nano3-sft-data-tiny:v1 (sft-data)",
+        "seq_length: 64",  # the model's settings come from the starting checkpoint
+        "epochs: 2",
+    ):
+        assert expected in out, expected
+    assert "nothing was written or submitted" in out
+
+    split = run_cli("nano3", "sft", "--dry-run", "--batch", "gpu-cluster", *inputs, "parallel.context=2")
+    assert split.returncode != 0 and "parallel.context=1" in split.stderr
+    wrong_kind = run_cli("nano3", "sft", "--dry-run", "-c", "tiny", "run.model=nano3-sft-data-tiny:latest")
+    assert wrong_kind.returncode != 0 and "run.model" in wrong_kind.stderr and "model-checkpoint" in wrong_kind.stderr

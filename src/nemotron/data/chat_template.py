@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,8 +207,8 @@ def render_with_mask(
     reason the mask cannot be computed exactly (then skip the record and count it; nothing is guessed).
 
     `tokenizer` is a Hugging Face fast tokenizer (`TextTokenizer.hf_tokenizer`, or AutoTokenizer's).
-    The whole conversation is rendered with `tokenizer.apply_chat_template(..., chat_template=template.text)`;
-    so is every prefix of it, and every prefix before an assistant turn with `add_generation_prompt`.
+    The whole conversation is rendered as `tokenizer.apply_chat_template(..., chat_template=template.text)`
+    renders it; so is every prefix of it, and every prefix before an assistant turn with `add_generation_prompt`.
     Each of those renders must be a prefix of the whole render (else "chat template mismatch: ...");
     they cut it into spans. An assistant turn's span (its content, tool calls and closing end marker,
     everything the template writes for it up to the next message, e.g. `Hello<|im_end|>\\n` for nano3)
@@ -216,22 +220,43 @@ def render_with_mask(
     `apply_chat_template(messages[:i], add_generation_prompt=True)` is at inference. Every piece's
     ids must decode to the piece and all ids to the whole render (else "tokenizer mismatch: ...").
     Markers such as `<|im_start|>` that are not tokens of the tokenizer become ordinary text pieces.
+    A record whose own text (a message, a tool call, the tools) holds one of the tokenizer's special tokens
+    is refused ("special token in text"): the tokenizer would read it as a marker of the template (a
+    user could end a turn or start an assistant one from inside a message).
+
+    How, for speed (the result is the same): where it can be shown to give what those calls give, the
+    renders use the Jinja template that `apply_chat_template` compiles, fed the variables it passes
+    (`_JinjaRenderer`), and the pieces are encoded and decoded by the tokenizer's Rust backend, as the
+    tokenizer's own call does it (`_rust_tokenizer`); elsewhere `apply_chat_template` and the tokenizer are
+    called. Renders that are known without running the template are not run again: the whole conversation's
+    for its longest prefix (the same call), and, for a template that ends with
+    `{% if add_generation_prompt %}<constant text>{% endif %}` and reads the variable nowhere else, a prefix with
+    the generation prompt is its render without it and that text (`_appended_generation_prompt`). Neither
+    holds for a template that can render the same input differently twice (`_may_differ_between_renders`).
     """
+    injected = _special_token_in_text(messages, tools, tokenizer)
+    if injected is not None:
+        return injected
     assistant_turns = [i for i, message in enumerate(messages) if message["role"] == "assistant"]
     trained = set(assistant_turns[-1:] if last_turn_only else assistant_turns)
-    full = _render(messages, tools, template, tokenizer, add_generation_prompt=False)
+    render = _renderer(messages, tools, template, tokenizer)
+    full = render(len(messages), False)
     if not isinstance(full, str):
         return full.reason
+    render_last_prefix = _may_differ_between_renders(template.text)
     pieces: list[tuple[str, int]] = []  # (text, mask value), adjacent values differ
     done = 0  # the render up to here is in pieces
     for index in range(len(messages)):
         if index in trained:
-            start = _cut(messages[:index], tools, template, tokenizer, full, done, generation_prompt=True)
+            start = _cut(render, index, full, done, generation_prompt=True)
             if isinstance(start, _Failure):
                 return start.reason
             _append(pieces, full[done:start], 0)
             done = start
-        end = _cut(messages[: index + 1], tools, template, tokenizer, full, done, generation_prompt=False)
+        if index + 1 == len(messages) and not render_last_prefix:
+            end: int | _Failure = len(full)  # messages[: index + 1] is the whole conversation: rendered above
+        else:
+            end = _cut(render, index + 1, full, done, generation_prompt=False)
         if isinstance(end, _Failure):
             return end.reason
         if index in trained and end == done:
@@ -242,9 +267,70 @@ def render_with_mask(
     return _tokenize(pieces, full, tokenizer)
 
 
+_SPECIAL_TOKENS: dict[int, tuple[Any, tuple[str, ...]]] = {}  # id(tokenizer) -> (tokenizer, its special tokens)
+
+
+def _special_tokens(tokenizer: Any) -> tuple[str, ...]:
+    """The tokenizer's special token strings (`<|im_end|>`, `<|endoftext|>`, ...), computed once per tokenizer."""
+    cached = _SPECIAL_TOKENS.get(id(tokenizer))
+    if cached is not None and cached[0] is tokenizer:
+        return cached[1]
+    found = set(getattr(tokenizer, "all_special_tokens", None) or ())
+    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    found |= {token.content for token in added.values() if getattr(token, "special", False)}
+    tokens = tuple(sorted(t for t in found if isinstance(t, str) and t))
+    _SPECIAL_TOKENS[id(tokenizer)] = (tokenizer, tokens)
+    return tokens
+
+
+def _special_token_in_text(messages: list[dict[str, Any]], tools: Any, tokenizer: Any) -> str | None:
+    """Why the record cannot be trained on when its own text holds a special token, else None."""
+    specials = _special_tokens(tokenizer)
+    if not specials:
+        return None
+    texts = [(f"messages[{i}]", json.dumps(m, ensure_ascii=False, default=str)) for i, m in enumerate(messages)]
+    if tools:
+        texts.append(("tools", json.dumps(tools, ensure_ascii=False, default=str)))
+    for where, text in texts:
+        for token in specials:
+            if token in text:
+                return (
+                    f"special token in text: {where} holds {token!r}, which the tokenizer reads as a template "
+                    "marker; remove it from the data"
+                )
+    return None
+
+
 @dataclass(frozen=True)
 class _Failure:
     reason: str
+
+
+# Renders `messages[:count]`, with the generation prompt or without.
+_Render = Callable[[int, bool], "str | _Failure"]
+# What a template can call that gives a different text on each render of the same conversation.
+_NONDETERMINISTIC = ("random", "lipsum", "strftime_now")
+
+
+@functools.cache
+def _may_differ_between_renders(text: str) -> bool:
+    """Whether the template may render the same conversation twice differently: it names the `random` filter,
+    `lipsum` or transformers' `strftime_now` (the sandbox offers nothing else that varies). The rest of a
+    template is a function of its variables, which it cannot modify (transformers' sandbox is immutable)."""
+    return any(name in text for name in _NONDETERMINISTIC)
+
+
+def _renderer(
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, template: ChatTemplate, tokenizer: Any
+) -> _Render:
+    fast = _JinjaRenderer.create(messages, tools, template, tokenizer)
+    if fast is not None:
+        return fast.render
+
+    def render(count: int, add_generation_prompt: bool) -> str | _Failure:
+        return _render(messages[:count], tools, template, tokenizer, add_generation_prompt=add_generation_prompt)
+
+    return render
 
 
 def _render(
@@ -264,34 +350,239 @@ def _render(
             tokenize=False,
         )
     except Exception as err:  # jinja2 errors, raise_exception() in the template, transformers' checks
-        return _Failure(f"chat template failed on messages[:{len(messages)}]: {type(err).__name__}: {err}")
+        return _failed(len(messages), err)
     if not isinstance(rendered, str):
         return _Failure(f"chat template rendered a {type(rendered).__name__}, not a string")
     return rendered
 
 
-def _cut(
-    prefix: list[dict[str, Any]],
-    tools: list[dict[str, Any]] | None,
-    template: ChatTemplate,
-    tokenizer: Any,
-    full: str,
-    done: int,
-    *,
-    generation_prompt: bool,
-) -> int | _Failure:
-    """Where the render of `prefix` ends in the whole render `full` (at or after `done`)."""
-    what = f"messages[:{len(prefix)}]" + (" with the generation prompt" if generation_prompt else "")
-    if not prefix:  # transformers renders no empty conversation
-        return _Failure(f"chat template mismatch: cannot render {what} (the conversation starts with the assistant)")
-    rendered = _render(prefix, tools, template, tokenizer, add_generation_prompt=generation_prompt)
+def _failed(count: int, err: Exception) -> _Failure:
+    return _Failure(f"chat template failed on messages[:{count}]: {type(err).__name__}: {err}")
+
+
+@functools.cache
+def _transformers_chat() -> Any:
+    """transformers' chat template module when it has the pieces `apply_chat_template` (of
+    `PreTrainedTokenizerBase`) is made of, as `_JinjaRenderer` uses them; else None."""
+    try:
+        from transformers.utils import chat_template_utils as chat
+    except ImportError:
+        return None
+    needed = ("_compile_jinja_template", "_normalize_chat_messages", "_plain_template_data", "_alias_reasoning_fields")
+    return chat if all(callable(getattr(chat, name, None)) for name in needed) else None
+
+
+@functools.cache
+def _compiled(text: str) -> tuple[Any, dict[str, Any], Callable[..., Any]]:
+    """The template as transformers compiles it (same sandboxed environment, filters and globals), its globals
+    as one dict, and Jinja's `new_context` (imported here, jinja2 being imported only when a template is used).
+    Raises what the compilation raises."""
+    from jinja2.runtime import new_context
+
+    compiled = _transformers_chat()._compile_jinja_template(text)
+    return compiled, dict(compiled.globals), new_context
+
+
+@functools.cache
+def _renders_like_transformers(tokenizer_type: type) -> bool:
+    """Whether this tokenizer class's `apply_chat_template` is transformers' own (the one `_JinjaRenderer`
+    reproduces), not a subclass's or a processor's."""
+    try:
+        from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+    except ImportError:
+        return False
+    base = PreTrainedTokenizerBase
+    return all(
+        getattr(tokenizer_type, name, None) is getattr(base, name, 0)
+        for name in ("apply_chat_template", "get_chat_template", "special_tokens_map")
+    )
+
+
+class _JinjaRenderer:
+    """Renders prefixes of one conversation as `tokenizer.apply_chat_template(messages[:count], tools=tools,
+    chat_template=text, add_generation_prompt=..., tokenize=False)` does, from the same pieces: transformers'
+    compiled template (its sandboxed environment, filters and globals), fed the same variables (the messages
+    without their None values, copied, with reasoning fields aliased, as transformers' functions make them;
+    the tools; no documents; `add_generation_prompt`; the tokenizer's special tokens), rendered as
+    `Template.render` renders (`new_context`, then `root_render_func`, errors re-raised by
+    `handle_exception`). Unlike `apply_chat_template`, it converts the messages once per conversation (the
+    conversion maps each message on its own, so a prefix's is a slice of the whole's; the template cannot
+    modify them, transformers' sandbox being immutable), merges the globals once, and derives a render with
+    the generation prompt when `_appended_generation_prompt` shows how.
+
+    `create` gives None (then `apply_chat_template` is called) unless the tokenizer's class uses
+    transformers' own `apply_chat_template`, the messages are a non-empty list of dicts, the tools None or a
+    list of dicts, the text is not the name of one of the tokenizer's templates, and the conversion succeeds."""
+
+    def __init__(
+        self,
+        compiled: Any,
+        globals_: dict[str, Any],
+        new_context: Callable[..., Any],
+        chat: list[dict[str, Any]],
+        variables: dict[str, Any],
+        generation_prompt: str | None,
+    ) -> None:
+        self._compiled = compiled
+        self._globals = globals_
+        self._new_context = new_context
+        self._chat = chat
+        self._variables = {**globals_, **variables}  # Template.render's context: the globals, then the variables
+        self._generation_prompt = generation_prompt
+        self._without_prompt: dict[int, str] = {}  # count -> render without the generation prompt
+
+    @classmethod
+    def create(
+        cls, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, template: ChatTemplate, tokenizer: Any
+    ) -> _JinjaRenderer | None:
+        chat_utils = _transformers_chat()
+        if chat_utils is None or not _renders_like_transformers(tokenizer.__class__):
+            return None
+        if not isinstance(messages, list) or not messages or not all(type(m) is dict for m in messages):
+            return None  # apply_chat_template's own errors, batches and message objects: its path
+        if tools is not None and not (isinstance(tools, list) and all(type(t) is dict for t in tools)):
+            return None  # tools given as functions (transformers converts them) or wrong: its path
+        named = tokenizer.chat_template
+        if isinstance(named, dict) and template.text in named:
+            return None  # get_chat_template would take the tokenizer's template of that name
+        try:
+            compiled, globals_, new_context = _compiled(template.text)
+            if compiled.environment.is_async:
+                return None
+            special_tokens = {**tokenizer.special_tokens_map}
+            try:  # JSON data (what records are): the same copies, made faster
+                chat = [_message_copy(message) for message in messages]
+                variables = {"tools": _json_copy(tools), "documents": None, **_json_copy(special_tokens)}
+            except _NotJSON:
+                chat = chat_utils._plain_template_data(chat_utils._normalize_chat_messages(messages))
+                variables = {
+                    "tools": chat_utils._plain_template_data(tools),
+                    "documents": None,
+                    **chat_utils._plain_template_data(special_tokens),
+                }
+            chat = chat_utils._alias_reasoning_fields(chat)
+        except Exception:  # apply_chat_template raises the same: its path reports it
+            return None
+        prompt = None if _may_differ_between_renders(template.text) else _appended_generation_prompt(template.text)
+        return cls(compiled, globals_, new_context, chat, variables, prompt)
+
+    def render(self, count: int, add_generation_prompt: bool) -> str | _Failure:
+        if add_generation_prompt and self._generation_prompt is not None and count in self._without_prompt:
+            return self._without_prompt[count] + self._generation_prompt  # what rendering it gives, shown there
+        rendered = self._render(count, add_generation_prompt)
+        if not add_generation_prompt and isinstance(rendered, str):
+            self._without_prompt[count] = rendered
+        return rendered
+
+    def _render(self, count: int, add_generation_prompt: bool) -> str | _Failure:
+        compiled = self._compiled
+        variables = {**self._variables, "messages": self._chat[:count], "add_generation_prompt": add_generation_prompt}
+        try:
+            # Template.new_context(variables) with the globals merged already, and given as a dict, not a ChainMap
+            context = self._new_context(
+                compiled.environment, compiled.name, compiled.blocks, variables, True, self._globals
+            )
+            try:
+                return str(compiled.environment.concat(compiled.root_render_func(context)))
+            except Exception:
+                compiled.environment.handle_exception()  # re-raises it, as Template.render does
+                raise
+        except Exception as err:
+            return _failed(count, err)
+
+
+@functools.cache
+def _appended_generation_prompt(text: str) -> str | None:
+    """The text that `add_generation_prompt` appends to the render, when the template does nothing else with
+    it, so that rendering a conversation with it gives the render without it followed by that text; else None.
+
+    Shown on the template's syntax tree (parsed by transformers' environment): the variable is named once, as the
+    test of the template's last top-level statement, an `{% if %}` with no elif/else that outputs constant text
+    only (`{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}`, as in nano3 and most ChatML
+    templates). Everything before that statement runs the same either way (it never reads the variable; the
+    template cannot load other templates, and `_may_differ_between_renders` is checked by the caller), and
+    the statement writes that text or nothing. Raises nothing: None when anything is otherwise."""
+    try:
+        import jinja2.nodes as nodes
+
+        environment = _compiled(text)[0].environment
+        if environment.autoescape is not False or environment.finalize is not None:
+            return None
+        tree = environment.parse(text)
+        named = [node for node in tree.find_all(nodes.Name) if node.name == "add_generation_prompt"]
+        loads = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
+        if len(named) != 1 or not tree.body or any(True for _ in tree.find_all(loads)):
+            return None
+        last = tree.body[-1]
+        if not isinstance(last, nodes.If) or last.test is not named[0] or last.elif_ or last.else_:
+            return None
+        parts = []
+        for output in last.body:
+            if not isinstance(output, nodes.Output):
+                return None
+            for node in output.nodes:
+                if isinstance(node, nodes.TemplateData):
+                    parts.append(node.data)
+                elif isinstance(node, nodes.Const) and type(node.value) is str:
+                    parts.append(node.value)
+                else:
+                    return None
+        return "".join(parts)
+    except Exception:
+        return None
+
+
+class _NotJSON(Exception):
+    pass
+
+
+def _json_copy(value: Any) -> Any:
+    """A copy of JSON data (exact dict with str keys, list, str, int, float, bool, None; else _NotJSON): what
+    transformers' `_plain_template_data` (and `_message_objects_to_dicts`) make of such data, a new dict or list
+    for each one and the same scalars."""
+    kind = type(value)
+    if kind is str or value is None or kind is int or kind is float or kind is bool:
+        return value
+    if kind is dict:
+        copy = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotJSON
+            copy[key] = _json_copy(item)
+        return copy
+    if kind is list:
+        return [_json_copy(item) for item in value]
+    raise _NotJSON
+
+
+def _message_copy(message: dict[str, Any]) -> dict[str, Any]:
+    """`_json_copy` of a message without its keys whose value is None, as `_normalize_chat_messages` drops them."""
+    copy = {}
+    for key, value in message.items():
+        if type(key) is not str:
+            raise _NotJSON
+        if value is not None:
+            copy[key] = _json_copy(value)
+    return copy
+
+
+def _cut(render: _Render, count: int, full: str, done: int, *, generation_prompt: bool) -> int | _Failure:
+    """Where the render of `messages[:count]` ends in the whole render `full` (at or after `done`)."""
+    if not count:  # transformers renders no empty conversation
+        return _mismatch(count, generation_prompt, "cannot render {} (the conversation starts with the assistant)")
+    rendered = render(count, generation_prompt)
     if isinstance(rendered, _Failure):
         return rendered
     if not full.startswith(rendered):
-        return _Failure(f"chat template mismatch: the render of {what} is not a prefix of the whole render")
+        return _mismatch(count, generation_prompt, "the render of {} is not a prefix of the whole render")
     if len(rendered) < done:
-        return _Failure(f"chat template mismatch: the render of {what} is shorter than the one before it")
+        return _mismatch(count, generation_prompt, "the render of {} is shorter than the one before it")
     return len(rendered)
+
+
+def _mismatch(count: int, generation_prompt: bool, problem: str) -> _Failure:
+    what = f"messages[:{count}]" + (" with the generation prompt" if generation_prompt else "")
+    return _Failure("chat template mismatch: " + problem.format(what))
 
 
 def _append(pieces: list[tuple[str, int]], text: str, mask: int) -> None:
@@ -307,19 +598,75 @@ def _tokenize(pieces: list[tuple[str, int]], full: str, tokenizer: Any) -> Maske
     if not any(mask for _, mask in pieces):
         return "no assistant turn to train on"
     texts = [text for text, _ in pieces]
-    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    backend = _rust_tokenizer(tokenizer)
+    decode: Callable[[list[int]], str]
+    if backend is None:
+        encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        decode = functools.partial(_decode, tokenizer)
+    else:
+        # What `tokenizer(texts, add_special_tokens=False)` returns: the ids of `encode_batch(texts)`, the same
+        # Rust encoding of each text as `encode` (no padding to apply), called per text to spare a hand-off to
+        # the thread pool for a few short texts; and what `_decode` returns (no clean-up of spaces asked).
+        encode = backend.encode_batch_fast
+        encoded = [encode([text], add_special_tokens=False)[0].ids for text in texts]
+        decode = functools.partial(backend.decode, skip_special_tokens=False)
     for text, ids in zip(texts, encoded, strict=True):
-        if _decode(tokenizer, ids) != text:
+        if decode(ids) != text:
             return f"tokenizer mismatch: the ids of the piece {_excerpt(text)} do not decode to it"
-    input_ids = np.fromiter((i for ids in encoded for i in ids), dtype=np.int32)
-    if _decode(tokenizer, input_ids.tolist()) != full:
+    all_ids = list(itertools.chain.from_iterable(encoded))
+    input_ids = np.array(all_ids, dtype=np.int32)
+    if decode(all_ids) != full:
         return "tokenizer mismatch: the pieces' ids together do not decode to the whole render"
-    loss_mask = np.repeat(np.array([mask for _, mask in pieces], dtype=np.uint8), [len(ids) for ids in encoded])
+    loss_mask = np.zeros(len(input_ids), dtype=np.uint8)
+    position = 0
+    for (_, mask), ids in zip(pieces, encoded, strict=True):
+        if mask:
+            loss_mask[position : position + len(ids)] = 1
+        position += len(ids)
     return MaskedTokens(input_ids, loss_mask)
 
 
 def _decode(tokenizer: Any, ids: list[int]) -> str:
     return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+@functools.cache
+def _encodes_like_transformers(tokenizer_type: type) -> bool:
+    """Whether `tokenizer(texts, add_special_tokens=False)["input_ids"]` and `tokenizer.decode(ids,
+    skip_special_tokens=False, clean_up_tokenization_spaces=False)` of this class are transformers'
+    `TokenizersBackend` ones: one `encode_batch` of its Rust tokenizer (after setting no truncation, no padding
+    and `encode_special_tokens` to `split_special_tokens`) and one `decode` of it."""
+    try:
+        from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+        from transformers.tokenization_utils_tokenizers import TokenizersBackend
+    except ImportError:
+        return False
+    if not issubclass(tokenizer_type, TokenizersBackend) or hasattr(tokenizer_type, "_switch_to_input_mode"):
+        return False
+    same = (
+        (PreTrainedTokenizerBase, ("__call__", "decode", "_get_padding_truncation_strategies")),
+        (TokenizersBackend, ("_encode_plus", "set_truncation_and_padding", "_convert_encoding", "_decode")),
+    )
+    return all(
+        getattr(tokenizer_type, name, None) is getattr(owner, name, 0) for owner, names in same for name in names
+    )
+
+
+def _rust_tokenizer(tokenizer: Any) -> Any:
+    """The Rust tokenizer behind `tokenizer` when calling it as below gives what transformers gives (see
+    `_encodes_like_transformers`), without building a BatchEncoding; else None (another tokenizer class, or
+    truncation, padding or `encode_special_tokens` set on the backend, which transformers' call would reset
+    first: then the tokenizer itself is called, and resets them)."""
+    if not _encodes_like_transformers(tokenizer.__class__):
+        return None
+    backend = tokenizer._tokenizer
+    if (
+        backend.truncation is not None
+        or backend.padding is not None
+        or backend.encode_special_tokens != tokenizer.split_special_tokens
+    ):
+        return None
+    return backend
 
 
 def _excerpt(text: str, limit: int = 40) -> str:
