@@ -72,9 +72,7 @@ def test_sft_starts_from_the_base_learns_resumes_and_publishes_with_lineage(run_
     assert "published full:v2 (step 30)" in longer.stdout
 
 
-def test_lora_starts_at_the_base_checkpoints_adapters_and_exports_merged(
-    run_cli, sft_inputs, nemotron_home, tmp_path
-):
+def test_lora_starts_at_the_base_checkpoints_adapters_and_exports_merged(run_cli, sft_inputs, nemotron_home, tmp_path):
     full = sft(run_cli, "train.train_iters=1", "run_name=full-ref", "answers.count=0")
     assert full.returncode == 0, full.stdout[-3000:] + full.stderr[-3000:]
     done = sft(run_cli, "train.train_iters=10", "run_name=lora", "peft.kind=lora", "peft.rank=4", "lr.lr=5e-3")
