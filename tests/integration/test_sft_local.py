@@ -73,7 +73,7 @@ def test_sft_starts_from_the_base_learns_resumes_and_publishes_with_lineage(run_
 
 
 def test_lora_starts_at_the_base_checkpoints_adapters_and_exports_merged(run_cli, sft_inputs, nemotron_home, tmp_path):
-    full = sft(run_cli, "train.train_iters=1", "run_name=full-ref", "answers.count=0")
+    full = sft(run_cli, "train.train_iters=3", "run_name=full-ref", "answers.count=0")
     assert full.returncode == 0, full.stdout[-3000:] + full.stderr[-3000:]
     done = sft(run_cli, "train.train_iters=10", "run_name=lora", "peft.kind=lora", "peft.rank=4", "lr.lr=5e-3")
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
@@ -98,7 +98,7 @@ def _saved_model_keys(checkpoint: Path) -> list[str]:
     from torch.distributed.checkpoint import FileSystemReader
 
     metadata = FileSystemReader(str(checkpoint)).read_metadata()
-    return [key for key in metadata.state_dict_metadata if key.startswith("model.")]
+    return [key for key in metadata.state_dict_metadata if not key.startswith(("optimizer.", "rng"))]
 
 
 def _assert_export_is_base_plus_adapters(hf_dir: Path, checkpoint: Path) -> None:
