@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from megatron.core import parallel_state
-
 from nemotron.artifacts import FileRegistry
 from nemotron.artifacts.kinds import TokenizerInfo
 from nemotron.training.checkpoint.layout import CheckpointInfo
 from nemotron.training.datasets.gpt import GPTDatasets, TrainingDataConfig, TrainingDataError, build_datasets
-from nemotron.training.datasets.position import MicroBatchIterator
-from nemotron.training.distributed.parallel import DistributedContext
 from nemotron.training.engine.objective import NextTokenObjective
 from nemotron.training.pretrain.config import PretrainConfig
-from nemotron.training.run.session import DataRequest, RunIdentity, StageData, TrainingResult, run_training
+from nemotron.training.run.session import (
+    DataRequest,
+    RunIdentity,
+    StageData,
+    TrainingResult,
+    rank_batches,
+    run_training,
+)
 
 
 def _data_config(cfg: PretrainConfig, request: DataRequest) -> TrainingDataConfig:
@@ -51,18 +54,6 @@ def _tokenizer_info(cfg: PretrainConfig, registry: FileRegistry, datasets: GPTDa
     return registry.resolve(datasets.source.ref).typed_metadata().tokenizer
 
 
-def _batches(dataset: object, cfg: PretrainConfig, context: DistributedContext, consumed: int) -> MicroBatchIterator:
-    return MicroBatchIterator(
-        dataset,
-        cfg.train.micro_batch_size,
-        parallel_state.get_data_parallel_rank(),
-        context.data,
-        consumed,
-        global_batch_size=cfg.train.global_batch_size,
-        num_workers=cfg.train.num_workers,
-    )
-
-
 def gpt_data(cfg: PretrainConfig) -> Callable[[DataRequest], StageData]:
     """The data factory of pretraining: megatron GPTDatasets over the artifact's blend, resumable per rank."""
 
@@ -71,8 +62,8 @@ def gpt_data(cfg: PretrainConfig) -> Callable[[DataRequest], StageData]:
         _check_vocab(cfg, datasets)
         valid = datasets.valid
         return StageData(
-            train_batches=lambda consumed: _batches(datasets.train, cfg, request.context, consumed),
-            valid_batches=(lambda: _batches(valid, cfg, request.context, 0)) if valid is not None else None,
+            train_batches=lambda consumed: rank_batches(datasets.train, cfg.train, request, consumed),
+            valid_batches=(lambda: rank_batches(valid, cfg.train, request, 0)) if valid is not None else None,
             ref=datasets.source.ref,
             tokenizer=_tokenizer_info(cfg, request.registry, datasets),
         )

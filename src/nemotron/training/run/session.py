@@ -21,6 +21,7 @@ from nemotron.storage_errors import storage_error
 from nemotron.training.checkpoint.layout import CheckpointInfo
 from nemotron.training.checkpoint.rng import rng_sharded_state
 from nemotron.training.checkpoint.store import save_checkpoint
+from nemotron.training.datasets.position import BATCH_KEYS, MicroBatchIterator
 from nemotron.training.distributed.parallel import DistributedContext, destroy_distributed, init_distributed
 from nemotron.training.distributed.preemption import PreemptionWatcher, should_stop_all
 from nemotron.training.engine.engines import Engine, build_engine
@@ -31,7 +32,7 @@ from nemotron.training.loop.metrics import MetricsLogger
 from nemotron.training.loop.training_loop import LoopSettings, TrainingLoop, TrainState
 from nemotron.training.model.flops import mfu
 from nemotron.training.optim.lr_schedules import LRScheduler
-from nemotron.training.run.config import TrainingRunConfig, checkpoint_dir, run_dir
+from nemotron.training.run.config import TrainingRunConfig, TrainSection, checkpoint_dir, run_dir
 from nemotron.training.run.plan import RunPlan, plan_run
 from nemotron.training.run.resume import load_weights, model_architecture, restore, start_checkpoint
 
@@ -70,6 +71,24 @@ class StageData:
 
 
 DataFactory = Callable[[DataRequest], StageData]
+
+
+def rank_batches(
+    dataset: Any, train: TrainSection, request: DataRequest, consumed: int, keys: tuple[str, ...] = BATCH_KEYS
+) -> MicroBatchIterator:
+    """This data-parallel rank's micro-batches of `dataset` from the `consumed` samples position on."""
+    from megatron.core import parallel_state
+
+    return MicroBatchIterator(
+        dataset,
+        train.micro_batch_size,
+        parallel_state.get_data_parallel_rank(),
+        request.context.data,
+        consumed,
+        global_batch_size=train.global_batch_size,
+        num_workers=train.num_workers,
+        keys=keys,
+    )
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from nemotron.artifacts import FileRegistry
 from nemotron.artifacts.kinds import TokenizerInfo
 from nemotron.training.checkpoint.layout import CheckpointInfo
 from nemotron.training.datasets.packed_sft import PACKED_BATCH_KEYS, PackedSftDataset
-from nemotron.training.datasets.position import MicroBatchIterator
 from nemotron.training.distributed.parallel import DistributedContext
 from nemotron.training.engine.engines import Engine
 from nemotron.training.engine.packed_objective import PackedSequenceObjective
@@ -22,28 +21,12 @@ from nemotron.training.run.session import (
     RunIdentity,
     StageData,
     TrainingResult,
+    rank_batches,
     run_training,
 )
 from nemotron.training.sft.answers import Answer, greedy_answers, held_out_prompts
 from nemotron.training.sft.config import SftConfig, with_budget
 from nemotron.training.sft.inputs import SftInputs
-
-
-def _batches(
-    dataset: PackedSftDataset, cfg: SftConfig, context: DistributedContext, consumed: int
-) -> MicroBatchIterator:
-    from megatron.core import parallel_state
-
-    return MicroBatchIterator(
-        dataset,
-        cfg.train.micro_batch_size,
-        parallel_state.get_data_parallel_rank(),
-        context.data,
-        consumed,
-        global_batch_size=cfg.train.global_batch_size,
-        num_workers=cfg.train.num_workers,
-        keys=PACKED_BATCH_KEYS,
-    )
 
 
 def packed_sft_data(cfg: SftConfig, inputs: SftInputs) -> Callable[[DataRequest], StageData]:
@@ -61,8 +44,10 @@ def packed_sft_data(cfg: SftConfig, inputs: SftInputs) -> Callable[[DataRequest]
             else None
         )
         return StageData(
-            train_batches=lambda consumed: _batches(train, cfg, request.context, consumed),
-            valid_batches=(lambda: _batches(valid, cfg, request.context, 0)) if valid is not None else None,
+            train_batches=lambda consumed: rank_batches(train, cfg.train, request, consumed, PACKED_BATCH_KEYS),
+            valid_batches=(
+                (lambda: rank_batches(valid, cfg.train, request, 0, PACKED_BATCH_KEYS)) if valid is not None else None
+            ),
             ref=inputs.data.ref,
             tokenizer=inputs.tokenizer,
         )
