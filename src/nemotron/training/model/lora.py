@@ -80,8 +80,9 @@ def _attach(module: Any, path: str, settings: LoraSettings, seed: int) -> None:
     module.lora_column = column
     module.lora_dropout = torch.nn.Dropout(settings.dropout)
     module.lora_hook = module.register_forward_hook(_add_adapter)
+    gated = path.endswith("linear_fc1") and getattr(module.config, "gated_linear_unit", False)
     plain = module.sharded_state_dict
-    module.sharded_state_dict = types.MethodType(_adapter_sharding(plain, column), module)
+    module.sharded_state_dict = types.MethodType(_adapter_sharding(plain, column, gated), module)
 
 
 def _add_adapter(module: Any, args: tuple, output: Any) -> Any:
@@ -102,25 +103,34 @@ def _add_adapter(module: Any, args: tuple, output: Any) -> Any:
     return result + delta.to(result.dtype), bias
 
 
-def _adapter_sharding(plain: Any, column: bool) -> Any:
-    """The layer's sharded_state_dict with the adapters split along their tensor-parallel axis."""
+def _adapter_sharding(plain: Any, column: bool, gated: bool) -> Any:
+    """The layer's sharded_state_dict with the adapters split along their tensor-parallel axis.
+
+    A gated MLP's linear_fc1 holds [gate slice; up slice] on each rank, not one contiguous slice of the
+    whole [gate; up]: its B rows are laid out alike, so B gets the same swiglu factory as the weight
+    (megatron's MLP applies it to `linear_fc1.weight` only).
+    """
 
     def sharded_state_dict(self: Any, prefix: str = "", sharded_offsets: tuple = (), metadata: Any = None) -> dict:
+        from megatron.core.transformer.mlp import apply_swiglu_sharded_factory
         from megatron.core.transformer.utils import make_sharded_tensors_for_checkpoint
 
         state = plain(prefix, sharded_offsets, metadata)
         adapters = {"lora_a": self.lora_a, "lora_b": self.lora_b}
         axis = {"lora_b": 0} if column else {"lora_a": 1}
-        state.update(
-            make_sharded_tensors_for_checkpoint(
-                adapters,
-                prefix,
-                axis,
-                sharded_offsets,
-                tp_group=self.tp_group,
-                dp_cp_group=(metadata or {}).get("dp_cp_group") or _dp_cp_group(),
-            )
+        sharded = make_sharded_tensors_for_checkpoint(
+            adapters,
+            prefix,
+            axis,
+            sharded_offsets,
+            tp_group=self.tp_group,
+            dp_cp_group=(metadata or {}).get("dp_cp_group") or _dp_cp_group(),
         )
+        if gated:
+            key = f"{prefix}lora_b"
+            singleton = (metadata or {}).get("singleton_local_shards", False)
+            sharded[key] = apply_swiglu_sharded_factory(sharded[key], sharded_offsets, singleton)
+        state.update(sharded)
         return state
 
     return sharded_state_dict
