@@ -47,9 +47,9 @@ TRAINING_LAYERS: tuple[tuple[str, ...], ...] = (
     ("datasets",),
     ("engine",),
     ("loop",),
-    ("export",),
+    ("export", "inference"),
     ("run",),
-    ("pretrain", "sft"),
+    ("pretrain", "sft", "rl", "evaluation"),
 )
 
 # Narrower than the layers. A stage's own training code is imported only by that stage's entry point
@@ -58,6 +58,8 @@ TRAINING_LAYERS: tuple[tuple[str, ...], ...] = (
 ONLY_FROM: dict[str, tuple[str, ...]] = {
     "nemotron.training.pretrain": ("nemotron.stages.pretrain", "nemotron.stages.catalog"),
     "nemotron.training.sft": ("nemotron.stages.sft", "nemotron.stages.catalog"),
+    "nemotron.training.rl": ("nemotron.stages.rl", "nemotron.stages.catalog"),
+    "nemotron.training.evaluation": ("nemotron.stages.evaluation", "nemotron.stages.catalog"),
 }
 ONLY_THROUGH: dict[str, tuple[str, ...]] = {
     "nemotron.stages": ("nemotron.stages.catalog",),
