@@ -125,3 +125,22 @@ def test_eval_step_does_not_change_weights_and_reports_perplexity(engine_factory
     assert result.perplexity == pytest.approx(math.exp(result.loss))
     assert all(torch.equal(a, b) for a, b in zip(before, engine.unwrapped_model().parameters(), strict=True))
     assert engine.unwrapped_model().training
+
+
+class _ReportingObjective(NextTokenObjective):
+    """The next-token loss, plus a report of its own: the fraction of label ids below 250 ([sum, count])."""
+
+    def loss(self, batch, output):
+        total, tokens, report = super().loss(batch, output)
+        low = (batch["labels"] < 250).float()
+        return total, tokens, {**report, "low label share": torch.stack([low.sum(), torch.tensor(low.numel())])}
+
+
+def test_an_objectives_own_reports_are_averaged_over_the_step(engine_factory):
+    engine = engine_factory(micro_batch_size=2)
+    batches = micro_batches(3, 2, seed=4)
+    assert engine.train_step(iter(batches), 3).metrics == {}
+    engine.objective = _ReportingObjective()
+    result = engine.train_step(iter(batches), 3)
+    labels = torch.cat([b["labels"] for b in batches])
+    assert result.metrics == {"low label share": pytest.approx(float((labels < 250).float().mean()))}

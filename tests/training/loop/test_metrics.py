@@ -29,6 +29,10 @@ def test_format_metrics_orders_known_keys_and_skips_missing():
     assert text == "loss 6.1235 | lr 3.00e-04 | 3,210 tok/s | 0.50 s/step"
 
 
+def test_format_metrics_appends_a_stages_own_metrics():
+    assert format_metrics({"reward_mean": 0.6251, "loss": 1.0}) == "loss 1.0000 | reward_mean 0.6251"
+
+
 def test_train_lines_match_the_cli_progress_pattern_and_reach_tensorboard(tmp_path, capsys):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

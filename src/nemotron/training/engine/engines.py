@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
@@ -36,6 +36,7 @@ class StepResult:
     tokens: int
     grad_norm: float
     skipped: bool  # the update was not applied (non-finite gradients)
+    metrics: dict[str, float] = field(default_factory=dict)  # the means of the objective's other reports
 
 
 @dataclass(frozen=True)
@@ -85,17 +86,25 @@ def _forward_step(
     return objective.forward(model, batch), partial(objective.loss, batch)
 
 
-def _reduce_reports(reports: list[dict[str, torch.Tensor]], device: torch.device) -> tuple[float, int]:
-    """Sum (loss, tokens) over micro-batches and data-parallel ranks; (nan, 0) off the last stage."""
-    total = torch.zeros(2, dtype=torch.float64, device=device)
+def _reduce_reports(
+    reports: list[dict[str, torch.Tensor]], device: torch.device
+) -> tuple[float, int, dict[str, float]]:
+    """Sum every `[sum, count]` report over micro-batches and data-parallel ranks: the loss, its tokens and the
+    means of the objective's other reports (e.g. RL's clip fraction); (nan, 0, {}) off the last stage."""
+    keys = sorted({key for report in reports for key in report if key != LOSS_KEY})
+    total = torch.zeros(1 + len(keys), 2, dtype=torch.float64, device=device)
     for report in reports:
-        total += report[LOSS_KEY].to(device=device, dtype=torch.float64)
+        total[0] += report[LOSS_KEY].to(device=device, dtype=torch.float64)
+        for row, key in enumerate(keys, start=1):
+            if key in report:
+                total[row] += report[key].to(device=device, dtype=torch.float64)
     if dist.is_initialized():
         dist.all_reduce(total, group=parallel_state.get_data_parallel_group(with_context_parallel=True))
         if parallel_state.get_pipeline_model_parallel_world_size() > 1:  # the last stage holds the loss
             dist.all_reduce(total, group=parallel_state.get_pipeline_model_parallel_group())
-    loss_sum, tokens = float(total[0]), int(total[1])
-    return (loss_sum / tokens if tokens else float("nan")), tokens
+    loss_sum, tokens = float(total[0, 0]), int(total[0, 1])
+    extra = {key: float(total[row, 0] / total[row, 1]) for row, key in enumerate(keys, start=1) if total[row, 1] > 0}
+    return (loss_sum / tokens if tokens else float("nan")), tokens, extra
 
 
 class _ScheduleEngine:
@@ -129,7 +138,7 @@ class _ScheduleEngine:
             reports = self._run_schedule(batches, num_microbatches, forward_only=True)
         for chunk in self.model_chunks:
             chunk.train()
-        loss, tokens = _reduce_reports(reports, self.device)
+        loss, tokens, _ = _reduce_reports(reports, self.device)
         return EvalResult(loss=loss, tokens=tokens)
 
 
@@ -181,8 +190,8 @@ class CpuEngine(_ScheduleEngine):
         finite = math.isfinite(norm)
         if finite:
             self.optimizer.step()
-        loss, tokens = _reduce_reports(reports, self.device)
-        return StepResult(loss=loss, tokens=tokens, grad_norm=norm, skipped=not finite)
+        loss, tokens, extra = _reduce_reports(reports, self.device)
+        return StepResult(loss=loss, tokens=tokens, grad_norm=norm, skipped=not finite, metrics=extra)
 
     def sharded_state_dict(self, is_loading: bool = False) -> dict[str, Any]:
         from nemotron.training.checkpoint.optimizer_state import optimizer_sharded_state_dict
@@ -277,8 +286,8 @@ class GpuEngine(_ScheduleEngine):
         reports = self._run_schedule(batches, num_microbatches, forward_only=False)
         applied, grad_norm, _ = self.optimizer.step()
         norm = float(grad_norm) if grad_norm is not None else float("nan")
-        loss, tokens = _reduce_reports(reports, self.device)
-        return StepResult(loss=loss, tokens=tokens, grad_norm=norm, skipped=not applied)
+        loss, tokens, extra = _reduce_reports(reports, self.device)
+        return StepResult(loss=loss, tokens=tokens, grad_norm=norm, skipped=not applied, metrics=extra)
 
     def sharded_state_dict(self, is_loading: bool = False) -> dict[str, Any]:
         model_state = checkpoint_part(self.model_chunks[0].sharded_state_dict())

@@ -10,7 +10,7 @@ from nemotron.artifacts.mirrors import WANDB_ENTITY_VAR, WANDB_PROJECT_VAR
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
-    """`loss 6.1234 | lr 3.00e-04 | grad norm 1.23 | 3,210 tok/s | 0.64 s/step` (known keys, in this order)."""
+    """`loss 6.1234 | lr 3.00e-04 | grad norm 1.23 | 3,210 tok/s | 0.64 s/step` (known keys first)."""
     parts = []
     formats = (
         ("loss", "loss {:.4f}"),
@@ -24,6 +24,8 @@ def format_metrics(metrics: dict[str, float]) -> str:
     for key, template in formats:
         if key in metrics and metrics[key] is not None:
             parts.append(template.format(metrics[key]))
+    known = {key for key, _ in formats}
+    parts += [f"{key} {value:.4g}" for key, value in metrics.items() if key not in known and value is not None]
     return " | ".join(parts)
 
 
@@ -91,6 +93,13 @@ class MetricsLogger:
             return
         print(f"{split} at step {step}: loss {loss:.4f} | perplexity {perplexity:.2f}", flush=True)
         self._scalars(split, step, {"loss": loss, "perplexity": perplexity})
+
+    def evaluation_metrics(self, step: int, split: str, metrics: dict[str, float]) -> None:
+        """A stage's own evaluation (e.g. RL's held-out reward) at step `step`."""
+        if not self.is_main:
+            return
+        print(f"{split} at step {step}: " + " | ".join(f"{k} {v:.4g}" for k, v in metrics.items()), flush=True)
+        self._scalars(split, step, metrics)
 
     def _scalars(self, prefix: str, step: int, metrics: dict[str, float]) -> None:
         values = {f"{prefix}/{key}": float(value) for key, value in metrics.items() if value is not None}

@@ -76,7 +76,12 @@ class _Interval:
     tokens: int = 0
     grad_norm: float = 0.0
     skipped: int = 0
+    extra: dict[str, float] = field(default_factory=dict)  # sums of the stage's own per-step metrics
     started: float = field(default_factory=time.perf_counter)
+
+    def add_extra(self, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            self.extra[key] = self.extra.get(key, 0.0) + value
 
 
 class TrainingLoop:
@@ -85,7 +90,10 @@ class TrainingLoop:
     `train_batches` yields this rank's micro-batches from the saved data position on;
     `valid_batches()` returns a fresh iterator over the same validation batches each time (None:
     no validation split); `save(state)` writes a checkpoint (collective); `stop_requested()`
-    is checked after every step and must agree on all ranks.
+    is checked after every step and must agree on all ranks. Optional, for stages with metrics of
+    their own: `step_metrics()` after each step (e.g. RL's rewards of the step's rollouts; averaged
+    over the log interval with the objective's own reports) and `evaluate_metrics()` at each
+    evaluation (collective; e.g. RL's held-out reward).
     """
 
     def __init__(
@@ -101,6 +109,8 @@ class TrainingLoop:
         save: Callable[[TrainState], None],
         stop_requested: Callable[[], str | None],
         throughput: Callable[[float], dict[str, float]] | None = None,
+        step_metrics: Callable[[], dict[str, float]] | None = None,
+        evaluate_metrics: Callable[[], dict[str, float]] | None = None,
     ) -> None:
         self.engine = engine
         self.scheduler = scheduler
@@ -112,8 +122,14 @@ class TrainingLoop:
         self.save = save
         self.stop_requested = stop_requested
         self.throughput = throughput or (lambda tokens_per_second: {})
+        self.step_metrics = step_metrics
+        self.evaluate_metrics = evaluate_metrics
 
     def evaluate(self, state: TrainState) -> EvalResult | None:
+        if self.evaluate_metrics is not None:
+            metrics = self.evaluate_metrics()
+            state.last_eval.update(metrics)
+            self.logger.evaluation_metrics(state.iteration, "validation", metrics)
         if self.valid_batches is None:
             return None
         batches = self.valid_batches()
@@ -124,7 +140,7 @@ class TrainingLoop:
         tokens = sum(r.tokens for r in results)
         loss = sum(r.loss * r.tokens for r in results) / tokens if tokens else float("nan")
         result = EvalResult(loss=loss, tokens=tokens)
-        state.last_eval = {"loss": result.loss, "perplexity": result.perplexity}
+        state.last_eval.update({"loss": result.loss, "perplexity": result.perplexity})
         self.logger.evaluation(state.iteration, "validation", result.loss, result.perplexity)
         return result
 
@@ -148,6 +164,9 @@ class TrainingLoop:
             interval.tokens += result.tokens
             interval.grad_norm += result.grad_norm
             interval.skipped += int(result.skipped)
+            interval.add_extra(result.metrics)
+            if self.step_metrics is not None:
+                interval.add_extra(self.step_metrics())
             last = state.iteration == settings.train_iters
             if state.iteration % settings.log_interval == 0 or last:
                 self._log(state.iteration, lr, interval)
@@ -178,6 +197,7 @@ class TrainingLoop:
             "step_seconds": seconds / interval.steps,
             **self.throughput(tokens_per_second),
         }
+        metrics.update({key: total / interval.steps for key, total in interval.extra.items()})
         if interval.skipped:
             metrics["skipped"] = interval.skipped
         self.logger.train(step, metrics)

@@ -58,6 +58,7 @@ class DataRequest:
     run_dir: Path
     context: DistributedContext
     registry: FileRegistry
+    model: Callable[[], torch.nn.Module]  # this rank's model, once built (for stages that sample from it)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class StageData:
     valid_batches: Callable[[], Iterator[Batch]] | None  # the same validation batches each call; None: no split
     ref: str | None  # the data artifact, pinned
     tokenizer: TokenizerInfo | None
+    step_metrics: Callable[[], dict[str, float]] | None = None  # the stage's own metrics after each step
+    evaluate_metrics: Callable[[], dict[str, float]] | None = None  # its own evaluation (collective)
 
 
 DataFactory = Callable[[DataRequest], StageData]
@@ -261,11 +264,19 @@ def run_training(
             f"model: {plan.num_parameters:,} parameters; {plan.budget.describe()}; "
             f"{plan.micro_batches} micro-batch(es) of {cfg.train.micro_batch_size} per rank per step",
         )
-        data = data_factory(DataRequest(plan, folder, context, registry))
+        built: list[Engine] = []
+
+        def built_model() -> torch.nn.Module:
+            if not built:
+                raise TrainingError("the model is built after the stage's data: sample from it once training runs")
+            return built[0].unwrapped_model()
+
+        data = data_factory(DataRequest(plan, folder, context, registry, built_model))
         prepare = fine_tune.prepare_model if fine_tune is not None else None
         engine = build_engine(
             cfg.model, cfg.parallel, cfg.optimizer, context, cfg.train.micro_batch_size, objective, prepare
         )
+        built.append(engine)
         start = start_checkpoint(cfg.checkpoint, root)
         state = TrainState()
         if fine_tune is not None and (start is None or fine_tune.adapters_only):
@@ -340,6 +351,8 @@ def run_training(
             save=save,
             stop_requested=lambda: watcher.reason if should_stop_all(watcher) else None,
             throughput=_throughput(cfg, context),
+            step_metrics=data.step_metrics,
+            evaluate_metrics=data.evaluate_metrics,
         )
         outcome = loop.run(state)
         if (
