@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from nemotron.artifacts import FileRegistry
-from nemotron.artifacts.kinds import TokenizerInfo
 from nemotron.training.checkpoint.layout import CheckpointInfo
 from nemotron.training.datasets.packed_sft import PACKED_BATCH_KEYS, PackedSftDataset
 from nemotron.training.distributed.parallel import DistributedContext
@@ -70,7 +68,7 @@ def answers_report(cfg: SftConfig, inputs: SftInputs) -> Callable[[Engine, Distr
         return greedy_answers(
             engine.model_chunks[0],
             prompts,
-            _decoder(inputs.tokenizer),
+            _decoder(inputs),
             vocab_size=cfg.model.vocab_size,
             max_length=cfg.model.seq_length,
             max_new_tokens=cfg.answers.max_new_tokens,
@@ -80,13 +78,11 @@ def answers_report(cfg: SftConfig, inputs: SftInputs) -> Callable[[Engine, Distr
     return report
 
 
-def _decoder(tokenizer: TokenizerInfo | None) -> Callable[[list[int]], str]:
+def _decoder(inputs: SftInputs) -> Callable[[list[int]], str]:
     """Token ids to text with the data's tokenizer when its folder is here; else the ids themselves."""
-    if tokenizer is None or not Path(tokenizer.name_or_path).is_dir():
+    hf = inputs.hf_tokenizer()
+    if hf is None:
         return lambda ids: " ".join(map(str, ids))
-    from transformers import AutoTokenizer
-
-    hf: Any = AutoTokenizer.from_pretrained(tokenizer.name_or_path)
     return lambda ids: str(hf.decode(ids))
 
 
