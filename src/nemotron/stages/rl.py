@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from nemotron.training.rl.config import RlConfig
 
 if TYPE_CHECKING:
-    from nemotron.training.rl.held_out import HeldOutResult
+    from nemotron.training.inference.answers import HeldOutResult
 
 STAGE = "rl"
 

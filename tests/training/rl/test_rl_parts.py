@@ -10,11 +10,12 @@ import torch
 
 from nemotron.config.errors import ConfigError
 from nemotron.training.datasets.gpt import TrainingDataError
+from nemotron.training.inference.prompts import Prompt, PromptDataError, read_prompts
 from nemotron.training.model.config import ModelConfig
 from nemotron.training.optim.lr_schedules import LRScheduleConfig
 from nemotron.training.rl.config import GenerationSection, GrpoSection, RlConfig, RlRefs
 from nemotron.training.rl.objective import vocab_parallel_logprobs
-from nemotron.training.rl.prompts import PromptOrder, RlPrompt, read_prompts
+from nemotron.training.rl.prompts import PromptOrder
 from nemotron.training.rl.rollout import Rollouts, micro_batch
 from nemotron.training.run.config import TrainSection
 
@@ -53,7 +54,7 @@ def test_prompt_records_are_read_and_bad_ones_named(tmp_path):
     assert [p.id for p in prompts] == ["a", "b"] and prompts[0].prompt_ids == (1, 2)
     assert read_prompts(tmp_path, limit=1) == prompts[:1]
     (tmp_path / "shard_00001.jsonl").write_text('{"id": "c"}\n')
-    with pytest.raises(TrainingDataError, match=r"shard_00001.jsonl:1: .*data prep rl"):
+    with pytest.raises(PromptDataError, match=r"shard_00001.jsonl:1: .*data prep rl"):
         read_prompts(tmp_path)
 
 
@@ -94,7 +95,7 @@ class _Completion:
 
 def test_rollouts_score_groups_and_lay_out_completions_as_the_loss_mask():
     cfg = config(prompts_per_step=2, group_size=2)
-    prompts = [RlPrompt(str(i), (10 + i, 20 + i, 30 + i), str(i), "exact_match") for i in range(4)]
+    prompts = [Prompt(str(i), (10 + i, 20 + i, 30 + i), str(i), "exact_match") for i in range(4)]
     seeds = []
 
     def sampler(batch, seed):  # completion k of prompt p: [p0 + k, 99] (99 plays the stop token)

@@ -16,8 +16,10 @@ from typing import Any
 import torch
 
 from nemotron.training.engine.objective import Batch
+from nemotron.training.inference.answers import Scorer
+from nemotron.training.inference.prompts import Prompt
 from nemotron.training.rl.config import RlConfig
-from nemotron.training.rl.prompts import PromptOrder, RlPrompt
+from nemotron.training.rl.prompts import PromptOrder
 
 
 @dataclass
@@ -33,7 +35,6 @@ class Scored:
 
 
 Sampler = Callable[[Sequence[Sequence[int]], int], list[Any]]  # (prompts, seed) -> completions
-Scorer = Callable[[RlPrompt, list[int]], tuple[float, bool]]  # (prompt, completion ids) -> (reward, failed)
 
 
 def right_padded(rows: Sequence[Sequence[int] | Sequence[float]], dtype: torch.dtype) -> torch.Tensor:
@@ -83,7 +84,7 @@ class Rollouts:
     def __init__(
         self,
         cfg: RlConfig,
-        prompts: Sequence[RlPrompt],
+        prompts: Sequence[Prompt],
         sampler: Sampler,
         scorer: Scorer,
         *,
@@ -108,7 +109,7 @@ class Rollouts:
         self.last_stats: dict[str, float] = {}
         self._timer = time.perf_counter()
 
-    def batch_prompts(self, index: int) -> list[RlPrompt]:
+    def batch_prompts(self, index: int) -> list[Prompt]:
         picked = self.order.batch(index)
         mine = picked[self.data_rank * self.prompts_per_rank : (self.data_rank + 1) * self.prompts_per_rank]
         return [self.prompts[i] for i in mine]

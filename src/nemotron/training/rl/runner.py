@@ -13,10 +13,10 @@ from nemotron.training.datasets.gpt import TrainingDataError
 from nemotron.training.distributed.parallel import DistributedContext
 from nemotron.training.engine.engines import Engine
 from nemotron.training.engine.objective import Batch
+from nemotron.training.inference.answers import HeldOutResult, Vocabulary, greedy_held_out, verifier_scorer
+from nemotron.training.inference.prompts import Prompt, read_prompts
 from nemotron.training.rl.config import RlConfig
-from nemotron.training.rl.held_out import HeldOutResult, greedy_held_out
 from nemotron.training.rl.objective import GrpoObjective
-from nemotron.training.rl.prompts import RlPrompt, read_prompts
 from nemotron.training.rl.rollout import Rollouts
 from nemotron.training.run.inputs import StageInputs, resolve_stage_inputs
 from nemotron.training.run.session import (
@@ -34,43 +34,15 @@ def resolve_inputs(cfg: RlConfig, registry: FileRegistry) -> StageInputs:
     return resolve_stage_inputs(cfg.run.data, cfg.run.model, ArtifactKind.RL_DATA, registry)
 
 
-class Vocabulary:
-    """The data's tokenizer as RL needs it: ids to text for the verifiers, and the ids that end a completion."""
-
-    def __init__(self, cfg: RlConfig, inputs: StageInputs) -> None:
-        tokenizer = inputs.hf_tokenizer()
-        if tokenizer is None:
-            raise TrainingDataError(
-                f"the tokenizer of {inputs.data.ref} is not a folder on this machine; RL decodes completions to "
-                "score them: prepare the RL data with a local tokenizer folder"
-            )
-        self.tokenizer = tokenizer
-        stops = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-        for token in cfg.generation.stop_tokens:
-            token_id = tokenizer.convert_tokens_to_ids(token)
-            if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
-                stops.add(token_id)
-        self.stop_ids = tuple(sorted(stops))
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return str(self.tokenizer.decode(list(ids), skip_special_tokens=True))
-
-
-def make_scorer(vocabulary: Vocabulary) -> Callable[[RlPrompt, list[int]], tuple[float, bool]]:
-    """Reward of a completion from its record's verifier (resolved once per name); a failing verifier scores 0."""
-    from nemotron.data.verifiers import resolve_verifier, score
-
-    verifiers: dict[str, Any] = {}
-
-    def scorer(prompt: RlPrompt, completion: list[int]) -> tuple[float, bool]:
-        if prompt.verifier not in verifiers:
-            verifiers[prompt.verifier] = resolve_verifier(prompt.verifier)
-        result = score(
-            verifiers[prompt.verifier], vocabulary.decode(completion), prompt.expected_answer, prompt.metadata
+def vocabulary(cfg: RlConfig, inputs: StageInputs) -> Vocabulary:
+    """The data's tokenizer with the configured stop tokens; an error when its folder is not on this machine."""
+    tokenizer = inputs.hf_tokenizer()
+    if tokenizer is None:
+        raise TrainingDataError(
+            f"the tokenizer of {inputs.data.ref} is not a folder on this machine; RL decodes completions to "
+            "score them: prepare the RL data with a local tokenizer folder"
         )
-        return result.reward, result.failed
-
-    return scorer
+    return Vocabulary(tokenizer, cfg.generation.stop_tokens)
 
 
 def _generator(cfg: RlConfig, model: torch.nn.Module, device: torch.device) -> Any:
@@ -85,7 +57,7 @@ def _generator(cfg: RlConfig, model: torch.nn.Module, device: torch.device) -> A
     )
 
 
-def _split_prompts(cfg: RlConfig, inputs: StageInputs, split: str, limit: int | None = None) -> list[RlPrompt]:
+def _split_prompts(cfg: RlConfig, inputs: StageInputs, split: str, limit: int | None = None) -> list[Prompt]:
     path = inputs.split_file(split)
     if path is None:
         raise TrainingDataError(f"{inputs.data.ref} has no {split} split; prepare the RL data again")
@@ -163,7 +135,7 @@ def rl_data(
             cfg,
             prompts,
             sample,
-            make_scorer(vocabulary),
+            verifier_scorer(vocabulary),
             data_rank=parallel_state.get_data_parallel_rank(),
             data_size=context.data,
             logprobs=lambda batch: logprobs_of(request.model())(batch),
@@ -198,7 +170,7 @@ def held_out_report(
     if cfg.held_out.count == 0 or inputs.split_file(cfg.held_out.split) is None:
         return None
     prompts = _split_prompts(cfg, inputs, cfg.held_out.split, cfg.held_out.count)
-    scorer = make_scorer(vocabulary)
+    scorer = verifier_scorer(vocabulary)
     new_tokens = cfg.held_out.max_new_tokens or cfg.generation.max_new_tokens
 
     def report(model: torch.nn.Module, context: DistributedContext) -> HeldOutResult:
@@ -245,8 +217,8 @@ def run_rl(
         aggregation=cfg.grpo.loss_aggregation,
         kl_coef=cfg.grpo.kl_coef,
     )
-    vocabulary = Vocabulary(cfg, inputs)
-    version = PolicyVersion(held_out_report(cfg, inputs, vocabulary))
+    vocab = vocabulary(cfg, inputs)
+    version = PolicyVersion(held_out_report(cfg, inputs, vocab))
 
     def report(engine: Engine, context: DistributedContext) -> HeldOutResult | None:
         return version.held_out(engine.unwrapped_model(), context)
@@ -255,7 +227,7 @@ def run_rl(
         cfg,
         identity,
         registry,
-        rl_data(cfg, inputs, objective, vocabulary, version),
+        rl_data(cfg, inputs, objective, vocab, version),
         objective,
         on_checkpoint,
         fine_tune=FineTuneStart(inputs.start),
