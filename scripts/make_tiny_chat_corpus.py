@@ -1,4 +1,4 @@
-"""Generate the tiny SFT chat corpus of the nano3 "tiny" recipe (recipes/nano3/assets/chat-tiny/).
+"""Generate the tiny SFT chat corpus and RL prompt set of the nano3 "tiny" recipe (recipes/nano3/assets/).
 
 Deterministic (fixed seed, no external data): mostly two-digit addition and subtraction questions
 answered in one fixed, worked format ("What is 47 + 38?" -> "7+8=15, 4+3+1=8, so 47+38=85"), a few
@@ -8,6 +8,10 @@ questions taken mechanically from the title lines of the tiny pretraining corpus
 valid/test never occur in train (addition is matched as an unordered pair), nor do their module
 facts. Each record is one OpenAI-style chat plus `expected_answer` (the final assistant reply) and
 `verifier` for the RL stage.
+
+The RL prompts (recipes/nano3/assets/rl-tiny/) are two-digit problems of the same kinds, phrasings and
+system prompts, as a user turn with no reply, drawn from the problems chat-tiny leaves unused: no RL
+problem occurs in any chat-tiny split, nor in another RL split.
 
     python scripts/make_tiny_chat_corpus.py           # (re)write the files
     python scripts/make_tiny_chat_corpus.py --check   # exit 1 if the shipped files differ
@@ -26,6 +30,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSETS = REPO_ROOT / "recipes" / "nano3" / "assets"
 DEFAULT_OUT = ASSETS / "chat-tiny"
+DEFAULT_RL_OUT = ASSETS / "rl-tiny"
 LIBRARY_CORPUS = ASSETS / "corpus-tiny" / "python-library.jsonl"
 
 SEED = 1234
@@ -33,6 +38,8 @@ SPLIT_SIZES = {"test": 200, "valid": 200, "train": 3000}  # records; eval splits
 HELD_OUT_FACTS = 8  # module questions per eval split; train gets the rest
 MULTI_TURN_SHARE = 0.05
 SYSTEM_SHARE = 0.25
+RL_SEED = SEED + 1
+RL_SPLIT_SIZES = {"test": 200, "valid": 200, "train": 3600}  # prompts
 VERIFIER = "exact_match"  # the reply's final answer (after its last "=", else the reply) equals expected_answer
 
 SYSTEM_PROMPTS = (
@@ -110,6 +117,11 @@ def make_record(rng: random.Random, turns: list[Message], answer: str) -> Record
 
 def make_splits(seed: int = SEED) -> dict[str, list[Record]]:
     """The records of each split; problems and module facts are drawn without replacement across splits."""
+    return draw_splits(seed)[0]
+
+
+def draw_splits(seed: int = SEED) -> tuple[dict[str, list[Record]], list[Problem]]:
+    """The chat records of each split, and the problems left unused (in their seeded order)."""
     rng = random.Random(seed)
     problems = all_problems()
     rng.shuffle(problems)
@@ -135,17 +147,39 @@ def make_splits(seed: int = SEED) -> dict[str, list[Record]]:
             records.append(make_record(rng, [question, {"role": "assistant", "content": module}], module))
         rng.shuffle(records)
         splits[name] = records
+    return splits, problems
+
+
+def make_rl_splits(unused: list[Problem], seed: int = RL_SEED) -> dict[str, list[Record]]:
+    """RL prompts of each split: one user question (sometimes after a system prompt) with its expected answer
+    and no reply, each from `unused` (the problems chat-tiny does not use), without replacement."""
+    rng = random.Random(seed)
+    if sum(RL_SPLIT_SIZES.values()) > len(unused):
+        raise SystemExit(f"rl: needs {sum(RL_SPLIT_SIZES.values())} problems, {len(unused)} left")
+    splits: dict[str, list[Record]] = {}
+    for name, size in RL_SPLIT_SIZES.items():
+        pool, unused = unused[:size], unused[size:]
+        records = []
+        for problem in pool:
+            turn, answer = arithmetic_turn(rng, problem, QUESTIONS)
+            records.append(make_record(rng, turn[:1], answer))  # the question only: the policy answers it
+        splits[name] = records
     return splits
+
+
+def _jsonl(records: list[Record]) -> bytes:
+    return "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records).encode()
+
+
+def _blend(name: str) -> bytes:
+    blend = {"datasets": [{"name": name, "path": "train.jsonl", "weight": 1.0, "text_field": "messages"}]}
+    return (json.dumps(blend, indent=2, sort_keys=True) + "\n").encode()
 
 
 def render(splits: dict[str, list[Record]]) -> dict[str, bytes]:
     """File name -> bytes of every generated file (JSONL with sorted keys, blend, README)."""
-    files = {
-        f"{name}.jsonl": "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records).encode()
-        for name, records in splits.items()
-    }
-    blend = {"datasets": [{"name": "chat-tiny", "path": "train.jsonl", "weight": 1.0, "text_field": "messages"}]}
-    files["blend.json"] = (json.dumps(blend, indent=2, sort_keys=True) + "\n").encode()
+    files = {f"{name}.jsonl": _jsonl(records) for name, records in splits.items()}
+    files["blend.json"] = _blend("chat-tiny")
     rows = []
     for name in ("train", "valid", "test"):
         records = splits[name]
@@ -193,27 +227,80 @@ title lines of `../corpus-tiny/python-library.jsonl` (Python documentation, PSF 
 """
 
 
+def render_rl(splits: dict[str, list[Record]]) -> dict[str, bytes]:
+    """File name -> bytes of every generated RL file (JSONL with sorted keys, blend, README)."""
+    files = {f"{name}.jsonl": _jsonl(records) for name, records in splits.items()}
+    files["blend.json"] = _blend("rl-tiny")
+    rows = []
+    for name in ("train", "valid", "test"):
+        records = splits[name]
+        system = sum(r["messages"][0]["role"] == "system" for r in records)
+        questions = [r["messages"][-1]["content"] for r in records]
+        plus = sum(("+" in q or " plus " in q) for q in questions)
+        size = len(files[f"{name}.jsonl"])
+        rows.append(
+            f"| `{name}.jsonl` | {len(records):,} | {system:,} | {plus:,} | {len(records) - plus:,} | {size:,} |"
+        )
+    files["README.md"] = RL_README.format(rows="\n".join(rows), seed=RL_SEED).encode()
+    return files
+
+
+RL_README = """\
+# rl-tiny: tiny RL prompt set
+
+Generated by `python scripts/make_tiny_chat_corpus.py` (seed {seed}), with `../chat-tiny`; do not edit
+by hand. `python scripts/make_tiny_chat_corpus.py --check` exits 1 if these files differ from what the
+script writes. Synthetic, no external data; under the project's licence.
+
+## Contents
+
+- `train.jsonl`, `valid.jsonl`, `test.jsonl`: one prompt per line, OpenAI chat form with no reply:
+  `{{"messages": [{{"role": "system", ...}}?, {{"role": "user", "content": "What is 47 + 38?"}}],
+  "expected_answer": "85", "verifier": "exact_match"}}`. `exact_match`: a reply is correct when its
+  final answer (the text after its last `=`, or the whole reply when it has none), stripped of
+  surrounding whitespace, equals `expected_answer` (as for `../chat-tiny`).
+- Tasks: two-digit addition and subtraction (non-negative results), in the question phrasings and with
+  the system prompts (about a quarter of the prompts) of `../chat-tiny`; no module questions.
+- Held out: no problem here occurs in any split of `../chat-tiny` (`a + b` and `b + a` count as one
+  problem), nor in another split here.
+- `blend.json`: the RL data prep blend (`train.jsonl`, text field `messages`), as `../chat-tiny`'s;
+  `nemotron nano3 data prep rl -c tiny` splits it into train/valid/test.
+
+| file | prompts | system prompt | additions | subtractions | bytes |
+|---|---:|---:|---:|---:|---:|
+{rows}
+"""
+
+
+def _stale(out_dir: Path, files: dict[str, bytes]) -> list[str]:
+    return [n for n, data in files.items() if not (out_dir / n).is_file() or (out_dir / n).read_bytes() != data]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT, help="where to write (default: %(default)s)")
-    parser.add_argument("--check", action="store_true", help="compare with the files in --out-dir, write nothing")
+    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT, help="chat corpus folder (default: %(default)s)")
+    parser.add_argument(
+        "--rl-out-dir", type=Path, default=DEFAULT_RL_OUT, help="RL prompt folder (default: %(default)s)"
+    )
+    parser.add_argument("--check", action="store_true", help="compare with the files in the folders, write nothing")
     args = parser.parse_args(argv)
-    files = render(make_splits())
+    splits, unused = draw_splits()
+    outputs = {args.out_dir: render(splits), args.rl_out_dir: render_rl(make_rl_splits(unused))}
     if args.check:
-        stale = [
-            n
-            for n, data in files.items()
-            if not (args.out_dir / n).is_file() or (args.out_dir / n).read_bytes() != data
-        ]
-        if stale:
-            print(f"{args.out_dir}: out of date: {', '.join(stale)}; run {Path(__file__).name}", file=sys.stderr)
-            return 1
-        print(f"{args.out_dir}: up to date ({len(files)} files)")
-        return 0
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        (args.out_dir / name).write_bytes(data)
-    print(f"wrote {len(files)} files to {args.out_dir} ({sum(map(len, files.values())):,} bytes)")
+        code = 0
+        for out_dir, files in outputs.items():
+            stale = _stale(out_dir, files)
+            if stale:
+                print(f"{out_dir}: out of date: {', '.join(stale)}; run {Path(__file__).name}", file=sys.stderr)
+                code = 1
+            else:
+                print(f"{out_dir}: up to date ({len(files)} files)")
+        return code
+    for out_dir, files in outputs.items():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (out_dir / name).write_bytes(data)
+        print(f"wrote {len(files)} files to {out_dir} ({sum(map(len, files.values())):,} bytes)")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 from pathlib import Path
@@ -31,14 +32,13 @@ def _write_stage_config(path: Path, blend: Path, output_dir: Path | None, **keys
     return path
 
 
-def _run_stage_in_process(config: Path, registry: Path) -> str:
-    """`python -m nemotron.stages.data_prep_pretrain --config CONFIG`'s main, here; returns its stdout.
+def _run_stage_in_process(config: Path, registry: Path, stage: str = "data_prep_pretrain") -> str:
+    """`python -m nemotron.stages.<stage> --config CONFIG`'s main, here; returns its stdout.
 
     Errors propagate (the module's `run_stage` would print them and exit 1); the output so far
     is attached to them as a note.
     """
-    from nemotron.stages.data_prep_pretrain import main
-
+    main = importlib.import_module(f"nemotron.stages.{stage}").main
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
         patch.setenv("NEMOTRON_ARTIFACTS_ROOT", str(registry))

@@ -1,4 +1,5 @@
-"""The shipped tiny SFT chat corpus (recipes/nano3/assets/chat-tiny): generated, well formed, held out, correct."""
+"""The shipped tiny SFT chat corpus and RL prompts (recipes/nano3/assets/{chat,rl}-tiny): generated, well formed,
+held out, correct."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from nemotron.data.blend_spec import load_blend_spec
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "make_tiny_chat_corpus.py"
 CHAT = REPO / "recipes" / "nano3" / "assets" / "chat-tiny"
+RL = REPO / "recipes" / "nano3" / "assets" / "rl-tiny"
 LIBRARY = REPO / "recipes" / "nano3" / "assets" / "corpus-tiny" / "python-library.jsonl"
 SPLITS = ("train", "valid", "test")
 
@@ -23,8 +25,8 @@ ANSWER_RE = re.compile(r"^(\d+)([+-])(\d)=(\d+), (\d)[+-](\d)[+-]([01])=(-?\d+),
 MODULE_RE = re.compile(r'^Which Python module is documented as "(.+)"\?$')
 
 
-def _records(split: str) -> list[dict]:
-    return [json.loads(line) for line in (CHAT / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+def _records(split: str, folder: Path = CHAT) -> list[dict]:
+    return [json.loads(line) for line in (folder / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 def _problems(record: dict) -> set[tuple[str, int, int]]:
@@ -50,14 +52,14 @@ def test_shipped_files_equal_the_generator_output():
 
 
 def test_check_mode_fails_on_a_stale_file(tmp_path):
-    subprocess.run([sys.executable, str(SCRIPT), "--out-dir", str(tmp_path)], check=True, capture_output=True)
-    with (tmp_path / "test.jsonl").open("a") as f:
-        f.write("{}\n")
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--check", "--out-dir", str(tmp_path)], capture_output=True, text=True
-    )
-    assert done.returncode == 1
-    assert "test.jsonl" in done.stderr
+    folders = ("--out-dir", str(tmp_path / "chat"), "--rl-out-dir", str(tmp_path / "rl"))
+    subprocess.run([sys.executable, str(SCRIPT), *folders], check=True, capture_output=True)
+    for stale in ("chat", "rl"):
+        with (tmp_path / stale / "test.jsonl").open("a") as f:
+            f.write("{}\n")
+        done = subprocess.run([sys.executable, str(SCRIPT), "--check", *folders], capture_output=True, text=True)
+        assert done.returncode == 1
+        assert f"{tmp_path / stale}: out of date: test.jsonl" in done.stderr
 
 
 @pytest.mark.parametrize("split", SPLITS)
@@ -139,4 +141,45 @@ def test_blend_lists_the_training_file():
     blend = load_blend_spec(CHAT / "blend.json")
     assert [(d.name, Path(d.path), d.text_field) for d in blend.datasets] == [
         ("chat-tiny", (CHAT / "train.jsonl").resolve(), "messages")
+    ]
+
+
+QUESTION_RE = re.compile(r"^(?:What is |Compute )?(\d+) (\+|-|plus|minus) (\d+)(?:\?|\.| = \?)$")
+
+
+def _rl_problem(record: dict) -> tuple[str, int, int]:
+    """The problem an RL prompt asks, as `_problems` gives it; checks the prompt's form and expected answer."""
+    *system, user = record["messages"]
+    assert [m["role"] for m in system] in ([], ["system"]) and user["role"] == "user", record
+    match = QUESTION_RE.match(user["content"])
+    assert match, user
+    a, op, b = int(match[1]), {"plus": "+", "minus": "-"}.get(match[2], match[2]), int(match[3])
+    assert 10 <= a <= 99 and 10 <= b <= 99
+    assert record["expected_answer"] == str(a + b if op == "+" else a - b) and int(record["expected_answer"]) >= 0
+    return (op, *sorted((a, b))) if op == "+" else (op, a, b)
+
+
+def test_rl_prompts_are_questions_without_replies_held_out_from_every_chat_problem():
+    chat = set().union(*(set().union(*map(_problems, _records(split))) for split in SPLITS))
+    system_prompts = {m["content"] for r in _records("train") for m in r["messages"] if m["role"] == "system"}
+    seen: set = set()
+    for split in SPLITS:
+        records = _records(split, RL)
+        assert 100 <= len(records) <= 5000
+        problems = set()
+        for record in records:
+            assert set(record) == {"messages", "expected_answer", "verifier"} and record["verifier"] == "exact_match"
+            assert {m["content"] for m in record["messages"][:-1]} <= system_prompts
+            problems.add(_rl_problem(record))
+        assert len(problems) == len(records), f"{split}: a problem asked twice"
+        assert not problems & chat, f"{split}: problems of chat-tiny"
+        assert not problems & seen, f"{split}: problems of another RL split"
+        seen |= problems
+    assert len(seen) == 4000
+
+
+def test_rl_blend_lists_the_prompt_file():
+    blend = load_blend_spec(RL / "blend.json")
+    assert [(d.name, Path(d.path), d.text_field) for d in blend.datasets] == [
+        ("rl-tiny", (RL / "train.jsonl").resolve(), "messages")
     ]

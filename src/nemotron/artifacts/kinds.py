@@ -118,6 +118,15 @@ class SftDataMeta(_Record):
 
 
 @dataclass(frozen=True)
+class LengthStats(_Record):
+    """Token lengths of a set of sequences (e.g. the prompts of RL data): mean and longest."""
+
+    mean: float = 0.0
+    max: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RLDataMeta(_Record):
     """`rl-data`: prompts (and optional references) for reinforcement learning."""
 
@@ -129,6 +138,9 @@ class RLDataMeta(_Record):
     datasets: dict[str, dict[str, RecordCounts]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     bad_records: int = 0
+    chat_template: str | None = None  # sha256 of the template the prompts were rendered with
+    verifiers: dict[str, int] = field(default_factory=dict)  # verifier name -> prompts (all splits)
+    prompt_tokens: LengthStats | None = None  # of the rendered prompts, all splits
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -8,6 +8,7 @@ from nemotron.cli.model import app as model_app
 from nemotron.cli.stage_command import EXTRA_ARGS, make_stage_command, stage_epilog
 from nemotron.stages.catalog import (
     NANO3_DATA_PREP_PRETRAIN,
+    NANO3_DATA_PREP_RL,
     NANO3_DATA_PREP_SFT,
     NANO3_PRETRAIN,
     NANO3_SFT,
@@ -42,5 +43,6 @@ def _register(group: typer.Typer, name: str, spec: StageSpec, usage: str) -> Non
 
 _register(prep_app, "pretrain", NANO3_DATA_PREP_PRETRAIN, "nemotron nano3 data prep pretrain")
 _register(prep_app, "sft", NANO3_DATA_PREP_SFT, "nemotron nano3 data prep sft")
+_register(prep_app, "rl", NANO3_DATA_PREP_RL, "nemotron nano3 data prep rl")
 _register(app, "pretrain", NANO3_PRETRAIN, "nemotron nano3 pretrain")
 _register(app, "sft", NANO3_SFT, "nemotron nano3 sft")

@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nemotron.data.bad_records import check_bad_records, keep_examples
 from nemotron.data.blend_spec import BlendSpec
 from nemotron.data.errors import DataError
 from nemotron.data.megatron_blend import write_blend
 from nemotron.data.receipts import ShardReceipt, refuse_other_settings, valid_receipt
 from nemotron.data.shard_files import SUFFIXES
 from nemotron.data.shard_plan import WorkItem, plan_work
-from nemotron.data.shard_runner import ShardJob, ShardRun
+from nemotron.data.shard_runner import ShardJob, ShardRun, plan_receipts
 from nemotron.data.shard_runner import run_shards as run_shard_job
 from nemotron.data.shard_worker import ShardSettings, TokenizeItem
 from nemotron.data.splits import SPLITS
@@ -115,14 +116,9 @@ def finalize(
     items = plan_work(request.blend, request.num_shards, sample=request.settings.sample)
     result = PrepResult(request.data_dir, len(items), run.done_now)
     per_split: dict[str, list[tuple[float, str]]] = {split: [] for split in SPLITS}
+    checked = plan_receipts(items, run, lambda item: _valid(request, item), request.data_dir)
     receipts: dict[str, ShardReceipt] = {}
-    for item in items:
-        receipt = run.receipts.get(item.id) or _valid(request, item)
-        if receipt is None:
-            raise DataError(
-                f"shard {item.id} in {request.data_dir} is missing or does not match its receipt; "
-                "re-run the stage to redo it"
-            )
+    for item, receipt in zip(items, checked, strict=True):
         receipts[item.id] = receipt
         _add(result, item, receipt)
     for spec in request.blend.datasets:
@@ -137,12 +133,7 @@ def finalize(
                     if prefixes_relative_to is not None:
                         prefix = os.path.relpath(prefix, prefixes_relative_to)
                     per_split[split].append((spec.weight * share / tokens, prefix))
-    if result.bad_records > request.max_bad_records:
-        raise DataError(
-            f"{result.bad_records} malformed records (max_bad_records={request.max_bad_records}); first: "
-            + "; ".join(result.bad_examples)
-            + ". Fix the inputs or raise max_bad_records to skip them."
-        )
+    check_bad_records(result.bad_records, result.bad_examples, request.max_bad_records)
     if not any(s.documents for s in result.totals().values()):
         raise DataError(
             f"the blend {request.blend.source} produced no documents ({result.empty_documents} empty, "
@@ -174,4 +165,4 @@ def _add(result: PrepResult, item: WorkItem, receipt: ShardReceipt) -> None:
     result.short_documents += receipt.short
     result.truncated_documents += receipt.truncated
     result.bad_records += receipt.bad
-    result.bad_examples.extend(receipt.bad_examples[: max(0, 5 - len(result.bad_examples))])
+    keep_examples(result.bad_examples, receipt.bad_examples)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nemotron.data.bad_records import check_bad_records, keep_examples
 from nemotron.data.blend_spec import BlendSpec
 from nemotron.data.chat_template import ChatTemplate
 from nemotron.data.errors import DataError
@@ -24,9 +25,9 @@ from nemotron.data.packing import (
     write_packed_parquet,
 )
 from nemotron.data.receipts import refuse_other_settings
-from nemotron.data.sft_shard import BAD_EXAMPLES_KEPT, SUFFIX, RenderItem, SftReceipt, SftSettings, valid_sft_receipt
+from nemotron.data.sft_shard import SUFFIX, RenderItem, SftReceipt, SftSettings, valid_sft_receipt
 from nemotron.data.shard_plan import WorkItem, plan_work
-from nemotron.data.shard_runner import ShardJob, ShardRun, run_shards
+from nemotron.data.shard_runner import ShardJob, ShardRun, plan_receipts, run_shards
 from nemotron.data.sources import is_structured
 from nemotron.data.splits import SPLITS
 from nemotron.data.tokenizer import TextTokenizer
@@ -114,23 +115,11 @@ def finalize_sft(
     settings = request.settings
     items = plan_work(request.blend, request.num_shards)
     result = SftResult(len(items), run.done_now, {split: SplitResult() for split in SPLITS})
-    checked: list[SftReceipt] = []
-    for item in items:
-        receipt = run.receipts.get(item.id) or _valid(request, item)
-        if receipt is None:
-            raise DataError(
-                f"shard {item.id} in {request.data_dir} is missing or does not match its receipt; "
-                "re-run the stage to redo it"
-            )
-        checked.append(receipt)
+    checked = plan_receipts(items, run, lambda item: _valid(request, item), request.data_dir)
+    for receipt in checked:
         result.bad_records += receipt.bad
-        result.bad_examples.extend(receipt.bad_examples[: max(0, BAD_EXAMPLES_KEPT - len(result.bad_examples))])
-    if result.bad_records > request.max_bad_records:
-        raise DataError(
-            f"{result.bad_records} malformed records (max_bad_records={request.max_bad_records}); first: "
-            + "; ".join(result.bad_examples)
-            + ". Fix the inputs or raise max_bad_records to skip them."
-        )
+        keep_examples(result.bad_examples, receipt.bad_examples)
+    check_bad_records(result.bad_records, result.bad_examples, request.max_bad_records)
     for split in SPLITS:
         documents = list(_split_documents(request.data_dir, checked, split))
         if not documents:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from nemotron.data.bad_records import count_bad
 from nemotron.data.blend_spec import DatasetSpec
 from nemotron.data.chat_template import ChatTemplate, render_with_mask, validate_conversation
 from nemotron.data.packing import PackedRow, write_packed_parquet
@@ -25,13 +26,12 @@ from nemotron.data.receipts import (
     matching_receipt,
     write_receipt,
 )
-from nemotron.data.shard_files import commit_files
+from nemotron.data.shard_files import commit_files, staged_file, staged_path
 from nemotron.data.shard_plan import WorkItem
-from nemotron.data.sources import JSONL_SUFFIXES, iter_raw_records
+from nemotron.data.sources import iter_json_records
 from nemotron.data.splits import SPLITS, SplitFractions
 from nemotron.data.tokenizer import TextTokenizer
 
-BAD_EXAMPLES_KEPT = 5
 SUFFIX = ".parquet"
 RECORD_FIELDS = ("messages", "tools")  # what a chat record is read for (a Parquet file needs `messages`)
 _NO_MESSAGES = "SFT data needs a 'messages' column (a list of {role, content} objects) and optionally 'tools'"
@@ -127,18 +127,13 @@ def render_item(
         return _render_item(item, spec, settings, template, hf_tokenizer, data_dir, tag)
     except BaseException:
         for split in SPLITS:
-            _staged(data_dir, item, split, tag).unlink(missing_ok=True)
+            staged_path(data_dir, _base(item, split), SUFFIX, tag).unlink(missing_ok=True)
         raise
 
 
 def _base(item: WorkItem, split: str) -> str:
     """The first-generation prefix of the item's conversations file of `split` (relative to the data folder)."""
     return f"conversations/{split}/{item.dataset}/shard_{item.shard:05d}"
-
-
-def _staged(data_dir: Path, item: WorkItem, split: str, tag: str) -> Path:
-    """The conversations file of `split` under this process's temporary name."""
-    return data_dir / f"{_base(item, split)}{SUFFIX}{tag}"
 
 
 def _render_item(
@@ -155,9 +150,8 @@ def _render_item(
     )
     rows: dict[str, list[PackedRow]] = {split: [] for split in SPLITS}
     for rng in item.ranges:
-        arrow = not rng.path.lower().endswith(JSONL_SUFFIXES)  # a Parquet or hub row: Arrow structs
-        for line in iter_raw_records(rng, spec, RECORD_FIELDS, fix=_NO_MESSAGES):
-            value = _without_nulls(line.value) if arrow else line.value
+        for line in iter_json_records(rng, spec, RECORD_FIELDS, fix=_NO_MESSAGES):
+            value = line.value
             problem = line.problem or _conversation_problem(value, line.origin)
             rendered = None
             if problem is None:
@@ -174,9 +168,7 @@ def _render_item(
                 else:
                     rendered = result
             if rendered is None:
-                receipt.bad += 1
-                if len(receipt.bad_examples) < BAD_EXAMPLES_KEPT:
-                    receipt.bad_examples.append(str(problem))
+                count_bad(receipt, str(problem))
                 continue
             split = settings.fractions.assign(item.dataset, line.key)
             rows[split].append(
@@ -193,16 +185,6 @@ def _render_item(
     return receipt
 
 
-def _without_nulls(value: object) -> object:
-    """An Arrow row (Parquet, hub) as its JSON line would read: Arrow gives every object of a column every
-    field of the column's struct type, null where the object had none, so null fields are dropped."""
-    if isinstance(value, dict):
-        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
-    if isinstance(value, list):
-        return [_without_nulls(item) for item in value]
-    return value
-
-
 def _conversation_problem(value: object, origin: str) -> str | None:
     problem = validate_conversation(value)
     return None if problem is None else f"{origin}: {problem}"
@@ -212,12 +194,8 @@ def _write_conversations(
     data_dir: Path, item: WorkItem, split: str, rows: list[PackedRow], tag: str
 ) -> ConversationsOutput:
     """Write the rows under a temporary name and commit them (see shard_files.py)."""
-    base, staged = _base(item, split), _staged(data_dir, item, split, tag)
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    name = Path(base).name
-    for pattern in (f"{name}{SUFFIX}.tmp*", f".{name}{SUFFIX}.tmp*"):  # left by a killed earlier run
-        for stale in staged.parent.glob(pattern):
-            stale.unlink(missing_ok=True)
+    base = _base(item, split)
+    staged = staged_file(data_dir, base, SUFFIX, tag)  # (a killed earlier run's temporaries removed)
     write_packed_parquet(rows, staged)  # complete or absent: it writes to its own temporary first
     prefix, sums = commit_files(data_dir, base, {SUFFIX: staged})
     size, digest = sums[SUFFIX]

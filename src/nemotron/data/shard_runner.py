@@ -1,8 +1,8 @@
 """Run a shard plan: skip items with a valid receipt, process the others serially or in a spawn process pool.
 
-Pretraining (`pretrain_prep`) and SFT (`sft_prep`) data prep share it; each gives a `ShardJob`: how a
-worker loads its state (a tokenizer, once per worker), how one item is processed into its receipt, and
-how an item's receipt is checked.
+Pretraining (`pretrain_prep`), SFT (`sft_prep`) and RL (`rl_prep`) data prep share it; each gives a
+`ShardJob`: how a worker loads its state (a tokenizer, once per worker), how one item is processed into
+its receipt, and how an item's receipt is checked. `plan_receipts` gives a finalize step every receipt.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from nemotron.data.errors import DataError
@@ -108,6 +109,25 @@ def run_shards(
             except BrokenProcessPool as err:
                 raise DataError(f"a data prep worker died ({err}); re-run the stage to resume") from None
     return run
+
+
+def plan_receipts(
+    items: Sequence[WorkItem], run: ShardRun[R], valid: Callable[[WorkItem], R | None], data_dir: Path
+) -> list[R]:
+    """The receipt of every planned item, in plan order: the one `run` checked or wrote in this process, else
+    the item's receipt checked against its files now (`valid`: a finalize job, other array tasks' shards).
+
+    DataError for a shard that is missing or does not match its receipt.
+    """
+    receipts = []
+    for item in items:
+        receipt = run.receipts.get(item.id) or valid(item)
+        if receipt is None:
+            raise DataError(
+                f"shard {item.id} in {data_dir} is missing or does not match its receipt; re-run the stage to redo it"
+            )
+        receipts.append(receipt)
+    return receipts
 
 
 # A worker process loads its state (tokenizer) once; the pool's initializer stores it here with `process`.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nemotron.data.bad_records import count_bad
 from nemotron.data.blend_spec import DatasetSpec
 from nemotron.data.long_text import DEFAULT_PIECE_CHARS, LongTextSplitter, splitter_for
 from nemotron.data.receipts import ShardReceipt, SplitOutput, fingerprint, write_receipt
@@ -19,8 +20,6 @@ from nemotron.data.tokenizer import TextTokenizer
 
 if TYPE_CHECKING:
     import numpy as np
-
-BAD_EXAMPLES_KEPT = 5
 
 
 @dataclass(frozen=True)
@@ -141,9 +140,7 @@ def _write_item(
             if settings.sample is not None and accepted >= settings.sample:
                 break
             if record.problem:
-                receipt.bad += 1
-                if len(receipt.bad_examples) < BAD_EXAMPLES_KEPT:
-                    receipt.bad_examples.append(record.problem)
+                count_bad(receipt, record.problem)
                 continue
             text = record.text or ""
             if not text or text.isspace():  # not text.strip(): that copies a long document

@@ -12,7 +12,7 @@ import gzip
 import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -111,16 +111,37 @@ def is_structured(path: str) -> bool:
     return path.startswith(HF_PREFIX) or path.lower().endswith(JSONL_SUFFIXES + PARQUET_SUFFIXES)
 
 
-def iter_raw_records(rng: SourceRange, spec: DatasetSpec, columns: Sequence[str], *, fix: str) -> Iterator[RawRecord]:
+def iter_raw_records(
+    rng: SourceRange, spec: DatasetSpec, columns: Sequence[str], *, fix: str, required: int = 1
+) -> Iterator[RawRecord]:
     """The records of one JSONL, Parquet or hub range as read, streaming: a JSON line's value (any JSON
-    value), or an object of a Parquet row's `columns` (all but the first may be absent from the file;
-    a file without the first is a DataError ending with `fix`), or a hub row."""
+    value), or an object of a Parquet row's `columns` (any may be absent from the file, but a file without
+    any of the first `required` is a DataError ending with `fix`), or a hub row."""
     if rng.path.startswith(HF_PREFIX):
         yield from _iter_hub(spec)
     elif rng.path.lower().endswith(PARQUET_SUFFIXES):
-        yield from _iter_parquet(Path(rng.path), columns, fix)
+        yield from _iter_parquet(Path(rng.path), columns, columns[:required], fix)
     else:
         yield from iter_json_lines(rng)
+
+
+def iter_json_records(
+    rng: SourceRange, spec: DatasetSpec, columns: Sequence[str], *, fix: str, required: int = 1
+) -> Iterator[RawRecord]:
+    """`iter_raw_records`, with a Parquet or hub row read as its JSON line would read: Arrow gives every object
+    of a column every field of the column's struct type, null where the object had none, so null fields are
+    dropped (at every depth)."""
+    arrow = not rng.path.lower().endswith(JSONL_SUFFIXES)
+    for record in iter_raw_records(rng, spec, columns, fix=fix, required=required):
+        yield replace(record, value=_without_nulls(record.value)) if arrow else record
+
+
+def _without_nulls(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
 
 
 def _text_file_record(path: Path) -> Record:
@@ -182,13 +203,14 @@ def _jsonl_lines(
             yield RawRecord(key, origin, None, f"{origin}: not a valid UTF-8 JSON line ({err})")
 
 
-def _iter_parquet(path: Path, columns: Sequence[str], fix: str) -> Iterator[RawRecord]:
+def _iter_parquet(path: Path, columns: Sequence[str], required: Sequence[str], fix: str) -> Iterator[RawRecord]:
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path)
     names = parquet.schema_arrow.names
-    if columns[0] not in names:
-        raise DataError(f"{path}: no column {columns[0]!r}; columns: {', '.join(names)}; {fix}")
+    if not any(column in names for column in required):
+        wanted = " or ".join(repr(column) for column in required)
+        raise DataError(f"{path}: no column {wanted}; columns: {', '.join(names)}; {fix}")
     present = [column for column in columns if column in names]
     row = 0
     for batch in parquet.iter_batches(columns=present, batch_size=1024):

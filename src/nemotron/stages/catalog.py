@@ -126,6 +126,19 @@ NANO3_DATA_PREP_SFT = StageSpec(
     publishes=("artifact_name",),
 )
 
+NANO3_DATA_PREP_RL = StageSpec(
+    key="data-prep-rl",
+    family="nano3",
+    title="Render a blend of prompt records (expected answer, verifier) into RL prompt JSONL",
+    entry_module="nemotron.stages.data_prep_rl",
+    config_subdir="nano3/stage2_rl/config/data_prep",
+    schema="nemotron.stages.data_prep_rl_config:DataPrepRlConfig",
+    example_override="max_prompt_tokens=512",
+    array_size=lambda config: config.array_tasks,
+    preflight="nemotron.stages.data_prep_rl_request:check_rl_inputs",
+    publishes=("artifact_name",),
+)
+
 NANO3_PRETRAIN = StageSpec(
     key="pretrain",
     family="nano3",
@@ -158,7 +171,7 @@ NANO3_SFT = StageSpec(
 
 STAGES: dict[str, StageSpec] = {
     f"{spec.family}/{spec.key}": spec
-    for spec in (NANO3_DATA_PREP_PRETRAIN, NANO3_DATA_PREP_SFT, NANO3_PRETRAIN, NANO3_SFT)
+    for spec in (NANO3_DATA_PREP_PRETRAIN, NANO3_DATA_PREP_SFT, NANO3_DATA_PREP_RL, NANO3_PRETRAIN, NANO3_SFT)
 }
 
 

@@ -45,6 +45,20 @@ class SplitSection:
             raise ValueError(f"key '{key}': {err}") from None
 
 
+def check_shard_keys(num_shards: int, workers: int | None, max_bad_records: int) -> None:
+    """The checks of the keys every data prep config has (ValueError naming the key and the fix)."""
+    require_int_in_range("key 'num_shards'", num_shards, ValueError, minimum=1)
+    if workers is not None:
+        require_int_in_range("key 'workers'", workers, ValueError, minimum=1, fix="Use null for one worker per core.")
+    require_int_in_range(
+        "key 'max_bad_records'",
+        max_bad_records,
+        ValueError,
+        minimum=0,
+        fix="It counts malformed records to skip before failing; 0 fails on the first one.",
+    )
+
+
 @dataclass
 class DataPrepPretrainConfig:
     """The stage's config (recipes/nano3/stage0_pretrain/config/data_prep/*.yaml)."""
@@ -76,20 +90,9 @@ class DataPrepPretrainConfig:
                 f"<artifact_name>{SAMPLE_SUFFIX}, which must have at most {NAME_MAX_LENGTH}: "
                 f"shorten artifact_name to {NAME_MAX_LENGTH - len(SAMPLE_SUFFIX)} characters or fewer."
             )
-        if self.workers is not None:
-            require_int_in_range(
-                "key 'workers'", self.workers, ValueError, minimum=1, fix="Use null for one worker per core."
-            )
-        require_int_in_range(
-            "key 'max_bad_records'",
-            self.max_bad_records,
-            ValueError,
-            minimum=0,
-            fix="It counts malformed records to skip before failing; 0 fails on the first one.",
-        )
         # The checks the job (data_prep_request.build_request) makes, here so that launch and --dry-run make them
-        for key in ("num_shards", "batch_size"):
-            require_int_in_range(f"key '{key}'", getattr(self, key), ValueError, minimum=1)
+        check_shard_keys(self.num_shards, self.workers, self.max_bad_records)
+        require_int_in_range("key 'batch_size'", self.batch_size, ValueError, minimum=1)
         require_int_in_range(
             "key 'tokenize_piece_chars'",
             self.tokenize_piece_chars,

@@ -8,8 +8,6 @@ command skips finished shards and an interrupted run resumes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nemotron.stages.data_prep_config import DataPrepPretrainConfig
@@ -28,8 +26,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from nemotron.artifacts import FileRegistry, default_registry_root
     from nemotron.artifacts.mirrors import mirrors_from_environment
-    from nemotron.data.errors import DataFolderBusy
-    from nemotron.lease import take_lease
+    from nemotron.stages.data_prep_folder import writing_data_folder
     from nemotron.stages.data_prep_request import build_request
     from nemotron.stages.runtime import load_stage_config
 
@@ -47,19 +44,8 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     log = lambda message: print(message, flush=True)  # noqa: E731
-    with writing_shards(config, request.data_dir):  # a read-only or full data folder: one line naming its setting
-        request.data_dir.mkdir(parents=True, exist_ok=True)
-        # one writer per data folder: the tasks of a Slurm array share the lease, the finalize job takes it over
-        with take_lease(request.data_dir, what="data prep output folder", error=DataFolderBusy):
-            _prepare(plan, context, registry, mirrors, started, log)
-
-
-def writing_shards(config: DataPrepPretrainConfig, data_dir: Path) -> AbstractContextManager[None]:
-    """Report a data folder that refuses writes (read-only, full) as one line with the setting that moves it."""
-    from nemotron.storage_errors import storage_errors
-
-    setting = "output_dir" if config.output_dir else "NEMOTRON_ARTIFACTS_ROOT (or output_dir)"
-    return storage_errors("data prep shards", data_dir, setting)
+    with writing_data_folder(request.data_dir, config.output_dir, "data prep shards"):  # one writer: a lease
+        _prepare(plan, context, registry, mirrors, started, log)
 
 
 def _prepare(
@@ -73,7 +59,7 @@ def _prepare(
     """Tokenize this job's shards (all of them, or an array task's share), then finalize and publish."""
     from nemotron.data.pretrain_prep import ShardRun, finalize, run_shards
     from nemotron.data.receipts import ShardReceipt
-    from nemotron.stages.data_prep_publish import publish_pretrain_data, unchanged_version
+    from nemotron.stages.data_prep_publish import publish_if_changed, publish_pretrain_data
 
     request = plan.request
     shards: ShardRun[ShardReceipt] = ShardRun()
@@ -92,13 +78,16 @@ def _prepare(
         result = finalize(
             request, staging.path / "blend.json", shards, started, log=log, prefixes_relative_to=relative_to
         )
-        with registry.publishing(plan.artifact_name):  # no other publisher of the name between check and publish
-            blend = {"blend": staging.path / "blend.json"}
-            current = unchanged_version(registry, plan.artifact_name, request.settings.settings_hash, blend)
-            if current is not None and not request.force:
-                print(f"nothing changed: {current.ref} already holds this data ({current.path})", flush=True)
-                return
-            artifact = publish_pretrain_data(registry, mirrors, staging, plan, result, context, STAGE)
+        artifact = publish_if_changed(
+            registry,
+            plan.artifact_name,
+            request.settings.settings_hash,
+            {"blend": staging.path / "blend.json"},
+            request.force,
+            lambda: publish_pretrain_data(registry, mirrors, staging, plan, result, context, STAGE),
+        )
+    if artifact is None:
+        return
     train = result.totals()["train"]
     print(
         f"published {artifact.ref} ({train.tokens:,} train tokens, {train.documents} train documents, "

@@ -1,18 +1,28 @@
-"""Publish finished data prep output (`pretrain-data`, `sft-data`) with typed metadata and lineage, or
-find that the latest version already holds it."""
+"""Publish finished data prep output (`pretrain-data`, `sft-data`, `rl-data`) with typed metadata and lineage,
+or find that the latest version already holds it."""
 
 from __future__ import annotations
 
 import filecmp
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from nemotron.artifacts import Artifact, ArtifactError, ArtifactKind, FileRegistry
 from nemotron.artifacts.file_registry import Staging
-from nemotron.artifacts.kinds import PretrainDataMeta, RecordCounts, SftDataMeta, TokenCounts, TokenizerInfo
+from nemotron.artifacts.kinds import (
+    LengthStats,
+    PretrainDataMeta,
+    RecordCounts,
+    RLDataMeta,
+    SftDataMeta,
+    TokenCounts,
+    TokenizerInfo,
+)
 from nemotron.artifacts.mirrors import Mirror, publish_with_mirrors
 from nemotron.data.chat_template import ChatTemplate
 from nemotron.data.pretrain_prep import PrepResult
+from nemotron.data.rl_prep import PromptSplit, RlRequest, RlResult
 from nemotron.data.sft_prep import SftRequest, SftResult
 from nemotron.data.tokenizer import TextTokenizer
 from nemotron.stages.data_prep_request import DataPrepPlan
@@ -91,6 +101,24 @@ def unchanged_version(registry: FileRegistry, name: str, settings_hash: str, fil
     return latest
 
 
+def publish_if_changed(
+    registry: FileRegistry,
+    name: str,
+    settings_hash: str,
+    files: dict[str, Path],
+    force: bool,
+    publish: Callable[[], Artifact],
+) -> Artifact | None:
+    """`publish()` the next version of `name`, unless (and not `force`) the latest one already holds `files`
+    (see `unchanged_version`): then say so and return None. No other publisher of the name runs in between."""
+    with registry.publishing(name):
+        current = unchanged_version(registry, name, settings_hash, files)
+        if current is not None and not force:
+            print(f"nothing changed: {current.ref} already holds this data ({current.path})", flush=True)
+            return None
+        return publish()
+
+
 def publish_sft_data(
     registry: FileRegistry,
     mirrors: list[Mirror],
@@ -156,3 +184,65 @@ def publish_sft_data(
         metadata=metadata,
         files=result.files,
     )
+
+
+def publish_rl_data(
+    registry: FileRegistry,
+    mirrors: list[Mirror],
+    staging: Staging,
+    request: RlRequest,
+    result: RlResult,
+    rendering: tuple[ChatTemplate, TextTokenizer],
+    context: JobContext,
+    stage: str,
+) -> Artifact:
+    """Publish the prompt JSONL file of each split (in the version) with its counts, verifiers and settings."""
+    template, tokenizer = rendering
+    settings = request.settings
+    total = result.total()
+    metadata = RLDataMeta(
+        format="jsonl-prompts",
+        records=total.prompts,
+        tokens=total.tokens,
+        tokenizer=TokenizerInfo(**tokenizer.identity()),
+        splits={split: _prompt_counts(s) for split, s in result.splits.items()},
+        datasets={name: {split: _prompt_counts(s) for split, s in d.items()} for name, d in result.datasets.items()},
+        settings={
+            "max_prompt_tokens": settings.max_prompt_tokens,
+            "default_verifier": settings.default_verifier,
+            "split": asdict(settings.fractions),
+            "num_shards": request.num_shards,
+            "chat_template": template.identity(),
+        },
+        bad_records=result.bad_records,
+        chat_template=template.template_hash,
+        verifiers=total.verifiers,
+        prompt_tokens=LengthStats(total.mean_tokens, total.max_tokens),
+        extra={
+            "data_dir": str(request.data_dir),
+            "settings_hash": settings.settings_hash,
+            "shards": result.shards,
+            "prompts_too_long": result.too_long,
+            "bad_examples": result.bad_examples,
+            "blend_source": str(request.blend.source),
+        },
+    )
+    return publish_with_mirrors(
+        registry,
+        mirrors,
+        staging,
+        kind=ArtifactKind.RL_DATA,
+        lineage=context.lineage(
+            stage,
+            (*(d.path for d in request.blend.datasets), f"tokenizer:{tokenizer.name_or_path}"),
+            ("nemotron", "tokenizers", "transformers", "jinja2"),
+        ),
+        metadata=metadata,
+        files=result.files,
+    )
+
+
+def _prompt_counts(split: PromptSplit) -> RecordCounts:
+    """One split's prompts (of one dataset, or all): count, tokens, verifiers and prompt lengths."""
+    lengths = LengthStats(split.mean_tokens, split.max_tokens).to_dict()
+    return RecordCounts(split.prompts, split.tokens, extra={"verifiers": split.verifiers, "prompt_tokens": lengths})

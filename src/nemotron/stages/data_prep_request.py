@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nemotron.data.errors import DataError
 from nemotron.data.pretrain_prep import PrepRequest
@@ -48,7 +48,7 @@ def build_request(config: DataPrepPretrainConfig, registry_root: Path) -> DataPr
     tokenizer = load_tokenizer(config.tokenizer.name_or_path, check_texts=sample_texts(blend))
     load = tokenizer.spec(threads=1).load
     deciding = {
-        "datasets": [{k: v for k, v in asdict(d).items() if k != "weight"} for d in blend.datasets],
+        "datasets": dataset_identities(blend),
         "tokenizer": tokenizer_fingerprint(config.tokenizer.name_or_path),
         "split": asdict(config.split),
         "append_eod": config.tokenizer.append_eod,
@@ -57,7 +57,7 @@ def build_request(config: DataPrepPretrainConfig, registry_root: Path) -> DataPr
         "sample": config.sample,
         "num_shards": config.num_shards,
     }
-    settings_hash = hashlib.sha256(json.dumps(deciding, sort_keys=True).encode()).hexdigest()
+    settings_hash = hash_settings(deciding)
     settings = ShardSettings(
         fractions,
         config.tokenizer.append_eod,
@@ -69,14 +69,27 @@ def build_request(config: DataPrepPretrainConfig, registry_root: Path) -> DataPr
         piece_chars=config.tokenize_piece_chars,  # not in the hash: pieces give the ids of the whole text
     )
     name = config.artifact_name + (SAMPLE_SUFFIX if config.sample else "")
-    data_dir = (
-        Path(config.output_dir).expanduser()
-        if config.output_dir
-        else (registry_root / name / "data" / settings_hash[:16])
-    )
+    data_dir = data_folder(config.output_dir, registry_root, name, settings_hash)
     workers = default_workers(config.workers)
     request = PrepRequest(blend, settings, data_dir, config.num_shards, workers, config.force, config.max_bad_records)
     return DataPrepPlan(request, name, tokenizer, load)
+
+
+def dataset_identities(blend: BlendSpec) -> list[dict[str, Any]]:
+    """What of each dataset decides the shards' bytes: all of its spec but the weight (read at training)."""
+    return [{k: v for k, v in asdict(d).items() if k != "weight"} for d in blend.datasets]
+
+
+def hash_settings(deciding: dict[str, Any]) -> str:
+    """The settings hash of a data prep run: the sha256 of what decides its shards' bytes (JSON, sorted keys)."""
+    return hashlib.sha256(json.dumps(deciding, sort_keys=True).encode()).hexdigest()
+
+
+def data_folder(output_dir: str | None, registry_root: Path, name: str, settings_hash: str) -> Path:
+    """Where the shards go: `output_dir`, else `<registry root>/<artifact name>/data/<settings hash>`."""
+    if output_dir:
+        return Path(output_dir).expanduser()
+    return registry_root / name / "data" / settings_hash[:16]
 
 
 def default_workers(configured: int | None) -> int:
@@ -123,6 +136,24 @@ def check_prep_inputs(
                 "Choose a folder you can write, or null for a folder in the artifact registry."
             )
     return notes
+
+
+def check_chat_template_source(source: str, tokenizer: str, profile: Profile) -> list[str]:
+    """The launch check of a `chat_template` setting (SFT, RL): load and compile it as the job does; notes for
+    what cannot be checked here (the own template of a tokenizer not in a local folder; on Slurm, a file not
+    visible from here)."""
+    from nemotron.data.chat_template import SHIPPED_TEMPLATES, TOKENIZER_TEMPLATE, load_chat_template
+
+    if source == TOKENIZER_TEMPLATE and not Path(tokenizer).expanduser().is_dir():
+        return [f"chat_template 'tokenizer': the template of {tokenizer} is not checked here; the job loads it"]
+    if (
+        profile.executor == "slurm"
+        and source not in (*SHIPPED_TEMPLATES, TOKENIZER_TEMPLATE)
+        and not Path(source).expanduser().exists()
+    ):
+        return [f"chat_template {source} is not visible here; the job reads it on the cluster"]
+    load_chat_template(source, tokenizer)
+    return []
 
 
 def sample_texts(blend: BlendSpec, per_dataset: int = 32) -> list[str]:

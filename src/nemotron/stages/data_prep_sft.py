@@ -29,13 +29,11 @@ def main(argv: list[str] | None = None) -> None:
     from nemotron.artifacts import FileRegistry, default_registry_root
     from nemotron.artifacts.mirrors import mirrors_from_environment
     from nemotron.data.chat_template import load_chat_template
-    from nemotron.data.errors import DataFolderBusy
     from nemotron.data.tokenizer import load_tokenizer
-    from nemotron.lease import take_lease
+    from nemotron.stages.data_prep_folder import writing_data_folder
     from nemotron.stages.data_prep_request import tokenizer_fingerprint
     from nemotron.stages.data_prep_sft_request import build_sft_request
     from nemotron.stages.runtime import load_stage_config
-    from nemotron.storage_errors import storage_errors
 
     config, context = load_stage_config(argv, DataPrepSftConfig, "data_prep_sft", phases=("shards", "finalize"))
     mirrors = mirrors_from_environment() if context.phase != "shards" else []  # fail early, not after hours
@@ -52,12 +50,8 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     log = lambda message: print(message, flush=True)  # noqa: E731
-    setting = "output_dir" if config.output_dir else "NEMOTRON_ARTIFACTS_ROOT (or output_dir)"
-    with storage_errors("sft data prep shards", request.data_dir, setting):
-        request.data_dir.mkdir(parents=True, exist_ok=True)
-        # one writer per data folder: the tasks of a Slurm array share the lease, the finalize job takes it over
-        with take_lease(request.data_dir, what="data prep output folder", error=DataFolderBusy):
-            _prepare(config, request, template, tokenizer, context, registry, mirrors, started, log)
+    with writing_data_folder(request.data_dir, config.output_dir, "sft data prep shards"):  # one writer: a lease
+        _prepare(config, request, template, tokenizer, context, registry, mirrors, started, log)
 
 
 def _prepare(
@@ -76,7 +70,7 @@ def _prepare(
     from nemotron.data.sft_prep import finalize_sft, run_sft_shards
     from nemotron.data.sft_shard import SftReceipt
     from nemotron.data.shard_runner import ShardRun
-    from nemotron.stages.data_prep_publish import publish_sft_data, unchanged_version
+    from nemotron.stages.data_prep_publish import publish_if_changed, publish_sft_data
 
     shards: ShardRun[SftReceipt] = ShardRun()
     if context.phase in (None, "shards"):
@@ -89,15 +83,19 @@ def _prepare(
     name = config.artifact_name
     with registry.staging(name) as staging:  # removed unless published: a failure leaves no partial files
         result = finalize_sft(request, staging.path, shards, started, log=log, out_setting=ROOT_SETTING)
-        with registry.publishing(name):  # no other publisher of the name between check and publish
-            packed = {split: staging.path / file for split, file in result.files.items()}
-            current = unchanged_version(registry, name, request.settings.settings_hash, packed)
-            if current is not None and not request.force:
-                print(f"nothing changed: {current.ref} already holds this data ({current.path})", flush=True)
-                return
-            artifact = publish_sft_data(
+        packed = {split: staging.path / file for split, file in result.files.items()}
+        artifact = publish_if_changed(
+            registry,
+            name,
+            request.settings.settings_hash,
+            packed,
+            request.force,
+            lambda: publish_sft_data(
                 registry, mirrors, staging, request, result, (template, tokenizer), context, STAGE
-            )
+            ),
+        )
+    if artifact is None:
+        return
     train = result.splits["train"]
     print(
         f"published {artifact.ref} ({train.conversations} train conversations in {train.sequences} sequences of "

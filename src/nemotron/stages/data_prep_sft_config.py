@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from nemotron.artifacts.names import validate_artifact_name
 from nemotron.data.packing import MAX_PACK_SIZE, OVERFLOW_MODES, PACKING_ALGORITHMS
 from nemotron.ranges import require_int_in_range
-from nemotron.stages.data_prep_config import SplitSection
+from nemotron.stages.data_prep_config import SplitSection, check_shard_keys
 
 
 @dataclass
@@ -47,18 +47,7 @@ class DataPrepSftConfig:
             maximum=MAX_PACK_SIZE,
             fix="It is the tokens per packed row (the training sequence length).",
         )
-        require_int_in_range("key 'num_shards'", self.num_shards, ValueError, minimum=1)
-        require_int_in_range(
-            "key 'max_bad_records'",
-            self.max_bad_records,
-            ValueError,
-            minimum=0,
-            fix="It counts malformed records to skip before failing; 0 fails on the first one.",
-        )
-        if self.workers is not None:
-            require_int_in_range(
-                "key 'workers'", self.workers, ValueError, minimum=1, fix="Use null for one worker per core."
-            )
+        check_shard_keys(self.num_shards, self.workers, self.max_bad_records)
         for key, allowed in (("packing", PACKING_ALGORITHMS), ("overflow", OVERFLOW_MODES)):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"key '{key}' is {getattr(self, key)!r}; use one of: {', '.join(allowed)}")
