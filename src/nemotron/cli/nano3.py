@@ -1,4 +1,4 @@
-"""`nemotron nano3 ...`: the Nano3 recipe's stages (data prep now; pretrain/sft/rl/pipe join here)."""
+"""`nemotron nano3 ...`: the Nano3 recipe's stages (data prep, pretrain, sft, rl; eval and pipe join here)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from nemotron.stages.catalog import (
     NANO3_DATA_PREP_RL,
     NANO3_DATA_PREP_SFT,
     NANO3_PRETRAIN,
+    NANO3_RL,
     NANO3_SFT,
     StageSpec,
 )
@@ -46,3 +47,4 @@ _register(prep_app, "sft", NANO3_DATA_PREP_SFT, "nemotron nano3 data prep sft")
 _register(prep_app, "rl", NANO3_DATA_PREP_RL, "nemotron nano3 data prep rl")
 _register(app, "pretrain", NANO3_PRETRAIN, "nemotron nano3 pretrain")
 _register(app, "sft", NANO3_SFT, "nemotron nano3 sft")
+_register(app, "rl", NANO3_RL, "nemotron nano3 rl")

@@ -169,9 +169,24 @@ NANO3_SFT = StageSpec(
     inputs=(StageInput("data", "sft-data"), StageInput("model", "model-checkpoint")),
 )
 
+NANO3_RL = StageSpec(
+    key="rl",
+    family="nano3",
+    title="Improve a model artifact with GRPO on verifiable prompts (an rl-data artifact)",
+    entry_module="nemotron.stages.rl",
+    config_subdir="nano3/stage2_rl/config",
+    schema="nemotron.training.rl.config:RlConfig",
+    single_task=False,
+    preflight="nemotron.training.rl.preflight:check_rl",
+    example_override="train.train_iters=100",
+    requeue_on_signal=True,  # the session's PreemptionWatcher saves; rl.py requeues
+    publishes=("artifact_name", "run_name"),
+    inputs=(StageInput("data", "rl-data"), StageInput("model", "model-checkpoint")),
+)
+
 STAGES: dict[str, StageSpec] = {
     f"{spec.family}/{spec.key}": spec
-    for spec in (NANO3_DATA_PREP_PRETRAIN, NANO3_DATA_PREP_SFT, NANO3_DATA_PREP_RL, NANO3_PRETRAIN, NANO3_SFT)
+    for spec in (NANO3_DATA_PREP_PRETRAIN, NANO3_DATA_PREP_SFT, NANO3_DATA_PREP_RL, NANO3_PRETRAIN, NANO3_SFT, NANO3_RL)
 }
 
 

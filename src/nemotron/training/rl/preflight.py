@@ -14,6 +14,7 @@ def check_rl(cfg: RlConfig, profile: Profile) -> list[str]:
 
     `run.data` and `run.model` were pinned and kind-checked at launch (the catalog's `StageInput`).
     """
+    from nemotron.artifacts.kinds import RLDataMeta
     from nemotron.data.verifiers import check_verifier_names
     from nemotron.training.rl.runner import resolve_inputs
 
@@ -30,14 +31,14 @@ def check_rl(cfg: RlConfig, profile: Profile) -> list[str]:
             f"({inputs.start_source}) has {cfg.model.vocab_size}; prepare the RL data with the model's tokenizer"
         )
     meta = inputs.data.typed_metadata()
-    verifiers = sorted((getattr(meta, "extra", {}) or {}).get("verifiers", {}) or {})
-    check_verifier_names(verifiers)
-    longest = (getattr(meta, "extra", {}) or {}).get("max_prompt_tokens")
-    if isinstance(longest, int) and longest + cfg.generation.max_new_tokens > cfg.model.seq_length:
-        raise ConfigError(
-            f"{inputs.data.ref} has prompts of up to {longest} tokens: with generation.max_new_tokens="
-            f"{cfg.generation.max_new_tokens} they exceed model.seq_length={cfg.model.seq_length}; lower "
-            "generation.max_new_tokens or prepare the data with a smaller max_prompt_tokens"
-        )
+    if isinstance(meta, RLDataMeta):
+        check_verifier_names(sorted(meta.verifiers))
+        longest = meta.prompt_tokens.max if meta.prompt_tokens is not None else None
+        if longest is not None and longest + cfg.generation.max_new_tokens > cfg.model.seq_length:
+            raise ConfigError(
+                f"{inputs.data.ref} has prompts of up to {longest} tokens: with generation.max_new_tokens="
+                f"{cfg.generation.max_new_tokens} they exceed model.seq_length={cfg.model.seq_length}; lower "
+                "generation.max_new_tokens or prepare the data with a smaller max_prompt_tokens"
+            )
     check_training_run(cfg, profile)
     return check_checkpoint_dir(cfg, profile)
