@@ -7,11 +7,9 @@ import pytest
 SFT_PACK_SIZE = 64  # the small pretrained model's sequence length (conftest's small_pretrain)
 
 
-@pytest.fixture
-def sft_inputs(run_cli, small_pretrain) -> None:
-    """Artifacts `base:v1` (20 steps of the small model on the tiny corpus) and `nano3-sft-data-tiny:v1`
-    (the tiny chat corpus packed into rows of the model's 64 tokens), in this test's NEMOTRON_HOME."""
-    for args in (
+def base_model_commands(small_pretrain: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """The CLI calls that publish `base:v1`: 20 steps of the small 64-token model on the tiny corpus."""
+    return (
         ("nano3", "data", "prep", "pretrain", "-c", "tiny"),
         (
             "nano3",
@@ -26,7 +24,28 @@ def sft_inputs(run_cli, small_pretrain) -> None:
             "sample.tokens=0",
             "run_name=base",
         ),
+    )
+
+
+@pytest.fixture
+def sft_inputs(run_cli, small_pretrain) -> None:
+    """Artifacts `base:v1` (20 steps of the small model on the tiny corpus) and `nano3-sft-data-tiny:v1`
+    (the tiny chat corpus packed into rows of the model's 64 tokens), in this test's NEMOTRON_HOME."""
+    for args in (
+        *base_model_commands(small_pretrain),
         ("nano3", "data", "prep", "sft", "-c", "tiny", f"pack_size={SFT_PACK_SIZE}", "overflow=drop", "num_shards=2"),
+    ):
+        done = run_cli(*args, timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@pytest.fixture
+def rl_inputs(run_cli, small_pretrain) -> None:
+    """Artifacts `base:v1` (20 steps of the small 64-token model) and `nano3-rl-data-tiny:v1` (the tiny
+    arithmetic prompts, at most 44 tokens so that 16 new tokens fit), in this test's NEMOTRON_HOME."""
+    for args in (
+        *base_model_commands(small_pretrain),
+        ("nano3", "data", "prep", "rl", "-c", "tiny", "max_prompt_tokens=44", "num_shards=2"),
     ):
         done = run_cli(*args, timeout=600)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
