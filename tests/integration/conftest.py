@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+
+# slurm_requeue.py holds the Slurm requeue tests' shared steps; they import it by name.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SFT_PACK_SIZE = 64  # the small pretrained model's sequence length (conftest's small_pretrain)
 

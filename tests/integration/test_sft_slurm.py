@@ -5,27 +5,11 @@ and publishes a model artifact with lineage to the sft-data and the base model."
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import time
-from pathlib import Path
 
 import pytest
+from slurm_requeue import warn_once_and_wait
 
 pytestmark = [pytest.mark.slurm, pytest.mark.integration]
-
-TIMEOUT = 180
-
-
-def logs_text(job_dir: Path) -> str:
-    return "".join(p.read_text() for p in sorted((job_dir / "logs").glob("log-*.out")))
-
-
-def wait_until(predicate, what: str, timeout: float = 2 * TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
 
 
 @pytest.mark.usefixtures("slurm_cluster")
@@ -40,21 +24,11 @@ def test_lora_sft_requeues_on_the_time_limit_warning_resumes_and_publishes(
         "--batch",
         "sft-slurm",
     )
-    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
-    name, job_id = re.search(r"submitted (\S+) as Slurm job (\d+)", " ".join(submitted.stdout.split())).groups()
-    job_dir = nemotron_home / "jobs" / name
-    try:
-        wait_until(lambda: "progress: 5/120" in logs_text(job_dir), "step 5")
-        subprocess.run(["scancel", "--signal=USR1", job_id], check=True, timeout=60)
-        done = run_cli("jobs", "status", name, "--wait", timeout=600)
-    finally:
-        subprocess.run(["scancel", job_id], capture_output=True, timeout=60)
-    logs = sorted((job_dir / "logs").glob("log-*.out"))
-    first, second = (p.read_text() for p in logs[-2:])
-    assert done.stdout.strip().split("\t")[-1] == "COMPLETED", done.stdout + first + second
-    assert len(logs) == 2, [p.name for p in logs]
+    job = warn_once_and_wait(run_cli, submitted, nemotron_home, "progress: 5/120")
+    first, second, stopped = job.first, job.second, job.stopped
+    assert job.status == "COMPLETED", job.status + first + second
+    assert job.log_count == 2 and stopped is not None, first + second
     assert "processes: world_size 2" in first and "starting from the weights of" in first
-    stopped = int(re.search(r"stop requested \(.*SIGUSR1.*\) after step (\d+)", first).group(1))
     assert "requeueing the job to resume" in first
     assert f"(step {stopped}," in second and "resumed from" in second
     assert f"progress: {stopped + 1}/120" in second and "progress: 120/120" in second
