@@ -184,12 +184,10 @@ class Rollouts:
             index, update = divmod(step, grpo.updates_per_batch)
             scored = self.sample(index)
             chunks = [range(i, min(i + size, len(scored.sequences))) for i in range(0, len(scored.sequences), size)]
+            started = time.perf_counter()
             old = self._all_logprobs(scored, chunks, self.logprobs) if grpo.updates_per_batch > 1 else None
             ref = self._all_logprobs(scored, chunks, self.reference_logprobs) if grpo.kl_coef > 0 else None
-            prepared = time.perf_counter()
-            scored.stats["logprob_s"] = (
-                prepared - self._timer - scored.stats["generation_s"] - scored.stats["scoring_s"]
-            )
+            scored.stats["logprob_s"] = time.perf_counter() - started
             self.last_stats = dict(scored.stats)  # step_metrics zeroes its timings once the first update read them
             for _ in range(update, grpo.updates_per_batch):
                 for chunk in chunks:
