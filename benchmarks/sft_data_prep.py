@@ -6,14 +6,22 @@ no tools), repeated `--repeat` times (default 10) so that timings are not domina
 One Hugging Face fast tokenizer (`AutoTokenizer` on `--tokenizer`, default the tiny tokenizer; the
 object the stage's workers use) and the nano3 template (`load_chat_template("nano3", tokenizer)`)
 serve every measurement. In one process, on the records already parsed in memory, each of these
-loops runs `--repeats` times (default 3, the order alternating between repeats) and the fastest
-run counts:
+loops runs `--repeats` times (default 3) and the fastest run counts. A run is timed in chunks of
+`--chunk` records (default 1,024): each loop takes the chunk in turn (the order alternating between
+chunks and repeats) and a loop's time is the sum of its chunks, so that a change of the machine's
+load during a repeat weighs on every loop alike. The loops run with TOKENIZERS_PARALLELISM=false
+(unless it is set already), as the stage's worker processes do (shard_runner), so that no loop uses
+the Rust tokenizer's thread pool (the stage below runs with the environment the script started with):
 
-- **nemotron**: `render_with_mask(messages, tools, template, tokenizer)` per record, what a shard
-  worker does per record (the record check `validate_conversation`, the split assignment and the
-  Parquet writing are not included). It renders the whole conversation and every prefix of it with
-  `apply_chat_template(..., tokenize=False)`, cuts the text into masked/unmasked pieces, tokenizes
-  them and checks that the ids decode back to the text;
+- **nemotron**: `render_batch_with_mask(conversations, template, tokenizer)` on the records,
+  `RENDER_BATCH` (64) at a time, what a shard worker does (`sft_shard._render_item`; the record
+  check `validate_conversation`, the split assignment and the Parquet writing are not included).
+  Per conversation it renders the whole conversation and every prefix of it as
+  `apply_chat_template(..., tokenize=False)` renders them, checks that each is a prefix of the whole,
+  cuts the text into masked/unmasked pieces, encodes the pieces (of the whole batch in one call of the
+  Rust tokenizer) and checks that each piece's ids decode back to it;
+- **nemotron, one call per record**: `render_with_mask(messages, tools, template, tokenizer)` per
+  record (the same results, one conversation at a time);
 - **transformers, plain**: `tokenizer.apply_chat_template(messages, tools=tools, chat_template=<nano3>,
   tokenize=True)` per record: one render and one tokenization, no loss mask;
 - **transformers, with mask**: the same with `return_dict=True, return_assistant_tokens_mask=True`,
@@ -23,10 +31,11 @@ run counts:
   `<|im_end|>\\n`) in `{% generation %}...{% endgeneration %}`. The script checks that the copy
   renders the same text as the original and counts the records whose ids and mask equal nemotron's.
 
-tokens/s counts the ids produced (the same for all three when they agree, which is printed), and
-conversations/s the records. The goal line compares nemotron with the plain loop ("SFT data prep
-throughput next to transformers' apply_chat_template + tokenization loop on the same data: goal at
-least equal"); the ratio to the masked variant is printed too.
+tokens/s counts the ids produced (the same for all when they agree, which is printed), and
+conversations/s the records. The goal line compares nemotron (the worker's batches) with the plain loop
+("SFT data prep throughput next to transformers' apply_chat_template + tokenization loop on the same
+data: goal at least equal"); the ratios of the one-call-per-record loop and to the masked variant are
+printed too.
 
 **Stage end to end** (skipped with `--skip-stage`): `nemotron nano3 data prep sft -c tiny
 blend_path=<blend of the repeated records> workers=W` for each W of `--workers` (default 1 and 2),
@@ -126,6 +135,23 @@ def check_generation_template(records: list[dict], tokenizer, template, tagged: 
 
 
 def ours_loop(records: list[dict], tokenizer, template) -> tuple[int, int | None, int]:
+    """What a shard worker does with its records: `render_batch_with_mask`, RENDER_BATCH records at a time."""
+    from nemotron.data.chat_template import render_batch_with_mask
+    from nemotron.data.sft_shard import RENDER_BATCH
+
+    tokens = loss = failed = 0
+    for start in range(0, len(records), RENDER_BATCH):
+        batch = [(record["messages"], record.get("tools")) for record in records[start : start + RENDER_BATCH]]
+        for result in render_batch_with_mask(batch, template, tokenizer):
+            if isinstance(result, str):
+                failed += 1
+                continue
+            tokens += len(result.input_ids)
+            loss += int(result.loss_mask.sum())
+    return tokens, loss, failed
+
+
+def ours_single_loop(records: list[dict], tokenizer, template) -> tuple[int, int | None, int]:
     from nemotron.data.chat_template import render_with_mask
 
     tokens = loss = failed = 0
@@ -166,18 +192,31 @@ def masked_loop(records: list[dict], tokenizer, tagged: str) -> tuple[int, int |
     return tokens, loss, 0
 
 
-def measure_loops(loops: list[tuple[str, str, Callable[[], tuple]]], repeats: int, records: int) -> list[dict]:
-    """Each loop `repeats` times, the order reversed every other repeat; the fastest run of each."""
+def measure_loops(
+    loops: list[tuple[str, str, Callable[[list[dict]], tuple]]], records: list[dict], repeats: int, chunk: int
+) -> list[dict]:
+    """Each loop `repeats` times over `records`, the fastest run of each. A run goes chunk by chunk, every loop
+    taking each chunk in turn (in the order of the loops, reversed every other chunk and repeat); a loop's run time
+    is the sum of its chunks' times and its counts the sums of its chunks' counts."""
     results = [{"name": name, "label": label, "seconds": float("inf"), "runs": []} for name, label, _ in loops]
+    starts = range(0, len(records), chunk)
     for r in range(repeats):
-        order = list(range(len(loops)))
-        if r % 2:
-            order.reverse()
-        for i in order:
-            started = time.perf_counter()
-            tokens, loss, failed = loops[i][2]()
-            seconds = time.perf_counter() - started
-            res = results[i]
+        totals = [[0.0, 0, 0, 0] for _ in loops]  # seconds, tokens, loss tokens, failed
+        for c, start in enumerate(starts):
+            part = records[start : start + chunk]
+            order = list(range(len(loops)))
+            if (r + c) % 2:
+                order.reverse()
+            for i in order:
+                started = time.perf_counter()
+                tokens, loss, failed = loops[i][2](part)
+                seconds = time.perf_counter() - started
+                total = totals[i]
+                total[0] += seconds
+                total[1] += tokens
+                total[2] = None if loss is None else total[2] + loss
+                total[3] += failed
+        for res, (seconds, tokens, loss, failed) in zip(results, totals, strict=True):
             res["runs"].append(seconds)
             res.update(tokens=tokens, loss_tokens=loss, failed=failed)
             res["seconds"] = min(res["seconds"], seconds)
@@ -186,7 +225,7 @@ def measure_loops(loops: list[tuple[str, str, Callable[[], tuple]]], repeats: in
             flush=True,
         )
     for res in results:
-        res["conversations_per_s"] = records / res["seconds"]
+        res["conversations_per_s"] = len(records) / res["seconds"]
         res["tokens_per_s"] = res["tokens"] / res["seconds"]
     return results
 
@@ -208,8 +247,9 @@ def profile_ours(records: list[dict], tokenizer, template, top: int = 22) -> str
 # --- the stage end to end ------------------------------------------------------------------------------
 
 
-def measure_stage(corpus: Path, workers: int, tokenizer: Path, tmp: Path, timeout: float) -> dict:
-    """`nemotron nano3 data prep sft -c tiny` on the repeated records, in a fresh NEMOTRON_HOME."""
+def measure_stage(corpus: Path, workers: int, tokenizer: Path, tmp: Path, timeout: float, environ: dict) -> dict:
+    """`nemotron nano3 data prep sft -c tiny` on the repeated records, in a fresh NEMOTRON_HOME, with the
+    environment `environ` (this script's as it started)."""
     folder = tmp / f"stage-workers{workers}"
     home, workdir, env_file, blend = folder / "home", folder / "cwd", folder / "env.toml", folder / "blend.json"
     workdir.mkdir(parents=True)
@@ -217,7 +257,7 @@ def measure_stage(corpus: Path, workers: int, tokenizer: Path, tmp: Path, timeou
     blend.write_text(
         json.dumps({"datasets": [{"name": "chat-tiny", "path": str(corpus), "text_field": "messages", "weight": 1.0}]})
     )
-    env = {k: v for k, v in os.environ.items() if k != "NEMOTRON_ARTIFACTS_ROOT"}
+    env = {k: v for k, v in environ.items() if k != "NEMOTRON_ARTIFACTS_ROOT"}
     env.update(NEMOTRON_HOME=str(home), NEMOTRON_ENV_FILE=str(env_file))
     cmd = nemotron_command() + [
         "nano3",
@@ -279,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=10, help="copies of the 3,000 tiny chat records (default: 10)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each in-process loop; the fastest counts")
+    parser.add_argument("--chunk", type=int, default=1024, help="records per turn of each loop within a run")
     parser.add_argument("--tokenizer", type=Path, default=TINY_TOKENIZER, help="a Hugging Face tokenizer folder")
     parser.add_argument(
         "--workers", default="1,2", help="comma-separated worker counts for the stage end to end (default: 1,2)"
@@ -293,8 +334,10 @@ def main(argv: list[str] | None = None) -> int:
         workers = [int(w) for w in args.workers.split(",") if w.strip()]
     except ValueError:
         parser.error("--workers takes comma-separated integers, e.g. 1,2")
-    if args.repeat < 1 or args.repeats < 1 or any(w < 1 for w in workers):
-        parser.error("need --repeat >= 1, --repeats >= 1 and workers >= 1")
+    if args.repeat < 1 or args.repeats < 1 or args.chunk < 1 or any(w < 1 for w in workers):
+        parser.error("need --repeat >= 1, --repeats >= 1, --chunk >= 1 and workers >= 1")
+    stage_environ = dict(os.environ)  # the stage runs as it would from this shell
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # as in the stage's workers (shard_runner)
 
     warnings.filterwarnings("ignore", message=r".*(Apex|Transformer Engine).*not installed")
     from transformers import AutoTokenizer
@@ -309,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     records = load_records(args.repeat)
     print(f"python:   {sys.executable} ({platform.python_version()}), {os.cpu_count()} CPUs")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()))
+    print(f"env:      TOKENIZERS_PARALLELISM={os.environ['TOKENIZERS_PARALLELISM']}")
     print(
         f"data:     {CHAT_CORPUS.relative_to(REPO)} x {args.repeat} = {len(records):,} conversations; "
         f"tokenizer {tokenizer_dir} ({len(tokenizer):,} tokens, {type(tokenizer).__name__})"
@@ -327,22 +371,27 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     hf_logging.set_verbosity_error()  # apply_chat_template's per-call notices would flood the output
-    print(f"\nIn-process loops, best of {args.repeats}:", flush=True)
+    print(f"\nIn-process loops, best of {args.repeats}, in turns of {args.chunk:,} records:", flush=True)
     loops = [
-        ("nemotron", "nemotron render_with_mask", lambda: ours_loop(records, tokenizer, template)),
+        ("nemotron", "nemotron render_batch_with_mask (worker)", lambda part: ours_loop(part, tokenizer, template)),
+        (
+            "per-record",
+            "nemotron render_with_mask, one call per record",
+            lambda part: ours_single_loop(part, tokenizer, template),
+        ),
         (
             "plain",
             "transformers apply_chat_template(tokenize=True)",
-            lambda: plain_loop(records, tokenizer, template),
+            lambda part: plain_loop(part, tokenizer, template),
         ),
         (
             "masked",
             "transformers, return_assistant_tokens_mask",
-            lambda: masked_loop(records, tokenizer, tagged),
+            lambda part: masked_loop(part, tokenizer, tagged),
         ),
     ]
-    results = measure_loops(loops, args.repeats, len(records))
-    ours, plain, masked = results
+    results = measure_loops(loops, records, args.repeats, args.chunk)
+    ours, single, plain, masked = results
 
     stages: list[dict] = []
     tmp = Path(tempfile.mkdtemp(prefix="nemotron-bench-sft-prep-"))
@@ -355,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             for w in workers:
                 print(f"  running the stage with workers={w} ...", flush=True)
                 try:
-                    stages.append(measure_stage(corpus, w, tokenizer_dir, tmp, args.timeout))
+                    stages.append(measure_stage(corpus, w, tokenizer_dir, tmp, args.timeout, stage_environ))
                 except CommandFailed as exc:
                     print(f"\nERROR: {exc}", file=sys.stderr)
                     return 1
@@ -378,14 +427,17 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  {stage['label']}: the stage's own rate over its shards {stage['shard_tokens_per_s']:,.0f} tokens/s"
             )
-    same_tokens = ours["tokens"] == plain["tokens"] == masked["tokens"]
+    same_tokens = ours["tokens"] == single["tokens"] == plain["tokens"] == masked["tokens"]
+    same_loss = ours["loss_tokens"] == single["loss_tokens"] == masked["loss_tokens"]
     print(
         f"  token counts agree: {'yes' if same_tokens else 'NO'}; loss tokens agree (nemotron, transformers mask): "
-        f"{'yes' if ours['loss_tokens'] == masked['loss_tokens'] else 'NO'}; nemotron failures {ours['failed']}"
+        f"{'yes' if same_loss else 'NO'}; nemotron failures {ours['failed']} (one call per record {single['failed']})"
     )
     ratio_plain = plain["seconds"] / ours["seconds"]
+    ratio_single = plain["seconds"] / single["seconds"]
     ratio_masked = masked["seconds"] / ours["seconds"]
     print(f"\n  ratio nemotron / transformers plain (conversations/s): {ratio_plain:.3f}x")
+    print(f"  ratio nemotron one call per record / transformers plain: {ratio_single:.3f}x")
     print(f"  ratio nemotron / transformers with assistant mask:     {ratio_masked:.3f}x")
     for stage in stages:
         stage_ratio = stage["conversations_per_s"] / plain["conversations_per_s"]
@@ -407,11 +459,14 @@ def main(argv: list[str] | None = None) -> int:
             "versions": versions(),
             "repeat": args.repeat,
             "repeats": args.repeats,
+            "chunk": args.chunk,
+            "tokenizers_parallelism": os.environ["TOKENIZERS_PARALLELISM"],
             "conversations": len(records),
             "tagged_template_check": check,
             "loops": results,
             "stages": stages,
             "ratio_ours_over_plain": ratio_plain,
+            "ratio_ours_one_call_per_record_over_plain": ratio_single,
             "ratio_ours_over_masked": ratio_masked,
             "goal": {"ours_over_plain_at_least": GOAL_OURS_OVER_PLAIN, "verdict": verdict},
             "profile": profile,

@@ -16,7 +16,13 @@ import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from nemotron.data import chat_template as chat_module
-from nemotron.data.chat_template import ChatTemplate, MaskedTokens, load_chat_template, render_with_mask
+from nemotron.data.chat_template import (
+    ChatTemplate,
+    MaskedTokens,
+    load_chat_template,
+    render_batch_with_mask,
+    render_with_mask,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +86,7 @@ CONVERSATIONS: list[tuple[list[dict[str, Any]], list[dict[str, Any]] | None]] = 
     ([USER, {"role": "assistant", "content": "4.", "reasoning": "older name", "reasoning_content": None}], None),
     ([{"role": "user", "content": "<|im_start|>assistant\nfake<|im_end|>"}, ANSWER], None),  # markers in content
     ([{"role": "user", "content": ""}, {"role": "assistant", "content": " x "}], None),
+    ([USER, {"role": "assistant", "content": "\ufffd and \u00e9"}], None),  # U+FFFD: all ids decoded again
     ([ANSWER, USER, ANSWER], None),  # starts with the assistant: rejected unless only the last turn is trained
     ([USER, USER, ANSWER, ANSWER], None),
     ([SYSTEM, SYSTEM, USER, ANSWER], None),
@@ -133,6 +140,15 @@ TEMPLATES = {
     "sameas": "{% if messages[0] is sameas messages[-1] %}same{% endif %}" + CHATML_BODY,
     "not jinja": "{% for m in messages %}{{ m.content }}",
     "undefined": "{{ messages[0].nothing.deeper }}" + CHATML_BODY,
+    "lookups": (  # the quick attribute lookups and those left to the sandbox (dict methods, loop's others)
+        "{% for m in messages %}{{ loop.index }}{{ loop.index0 }}{{ loop.first }}{{ loop.depth }}{{ loop.depth0 }}"
+        "{{ loop.last }}{{ loop.length }}{{ loop.revindex }}{{ loop.cycle('a', 'b') }}{{ loop.changed(m.role) }}"
+        "{{ loop.previtem.role if loop.previtem is defined }}<|im_start|>{{ m.role }}\n{{ m.get('content') }}"
+        "{{ m.items() | list | length }}{{ m.update }}{{ m.__class__ }}{{ m.nothing is defined }}{{ m['role'] }}"
+        "{{ m.content.upper() if m.content is string }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    ),
+    "unsafe dict method": "{{ messages[0].update({'role': 'x'}) }}" + CHATML_BODY,
 }
 
 
@@ -147,8 +163,8 @@ def nano3() -> ChatTemplate:
 
 
 def _tokenizer_variant(tmp_path: Path, name: str) -> PreTrainedTokenizerFast:
-    """The tiny tokenizer with or without the ChatML markers as special tokens, lowercasing its input, or with a
-    post-processor that adds a BOS token."""
+    """The tiny tokenizer with or without the ChatML markers as special tokens, lowercasing its input, with a
+    post-processor that adds a BOS token, or with its decoder inside a Sequence decoder."""
     spec = json.loads((TINY_TOKENIZER / "tokenizer.json").read_text())
     folder = tmp_path / name
     shutil.copytree(TINY_TOKENIZER, folder)
@@ -156,6 +172,8 @@ def _tokenizer_variant(tmp_path: Path, name: str) -> PreTrainedTokenizerFast:
         spec["added_tokens"] = [t for t in spec["added_tokens"] if t["content"] not in CHATML_TOKENS]
     elif name == "lowercasing":
         spec["normalizer"] = {"type": "Lowercase"}
+    elif name == "decoder in a sequence":  # decodes the same; not `ByteLevel` itself
+        spec["decoder"] = {"type": "Sequence", "decoders": [spec["decoder"]]}
     elif name == "adding a BOS":  # that the pieces must be encoded without
         eod = spec["added_tokens"][0]
         spec["post_processor"] = {
@@ -223,7 +241,10 @@ def test_the_tiny_corpus_gives_what_the_reference_gives(tokenizer, nano3, last_t
     assert _digest(news) == RECORDED["all turns" if not last_turn_only else "last turn only"]
 
 
-@pytest.mark.parametrize("variant", ["as shipped", "with markers", "without markers", "lowercasing", "adding a BOS"])
+@pytest.mark.parametrize(
+    "variant",
+    ["as shipped", "with markers", "without markers", "lowercasing", "adding a BOS", "decoder in a sequence"],
+)
 @pytest.mark.parametrize("last_turn_only", [False, True], ids=["all turns", "last turn only"])
 def test_tricky_conversations_give_what_the_reference_gives(tmp_path, tokenizer, nano3, variant, last_turn_only):
     chosen = tokenizer if variant == "as shipped" else _tokenizer_variant(tmp_path, variant)
@@ -303,6 +324,84 @@ def test_a_template_text_that_names_one_of_the_tokenizers_templates_takes_transf
     for messages, tools in CONVERSATIONS[:6]:
         new, old = _both(messages, tools, named, chosen, False)
         assert _same(new, old) and not isinstance(new, str)
+
+
+@pytest.mark.parametrize("size", [1, 3, 64])
+@pytest.mark.parametrize("variant", ["as shipped", "lowercasing"])
+def test_batches_give_what_one_call_each_gives(tmp_path, tokenizer, nano3, variant, size):
+    chosen = tokenizer if variant == "as shipped" else _tokenizer_variant(tmp_path, variant)
+    records = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()[:40]]
+    conversations = [(r["messages"], r.get("tools")) for r in records]
+    conversations += CONVERSATIONS  # all kinds, failures included
+    conversations = [c for c in conversations if not _raises(c, nano3, chosen)]  # (a raise stops a batch)
+    assert any(isinstance(render_with_mask(*c, nano3, chosen), str) for c in conversations)  # failures in between
+    for last_turn_only in (False, True):
+        one_each = [render_with_mask(*c, nano3, chosen, last_turn_only=last_turn_only) for c in conversations]
+        batched = []
+        for start in range(0, len(conversations), size):
+            part = conversations[start : start + size]
+            batched += render_batch_with_mask(part, nano3, chosen, last_turn_only=last_turn_only)
+        assert len(batched) == len(one_each)
+        assert all(_same(new, old) for new, old in zip(batched, one_each, strict=True))
+    assert render_batch_with_mask([], nano3, chosen) == []
+
+
+def _raises(conversation, template, tokenizer) -> bool:
+    try:
+        render_with_mask(*conversation, template, tokenizer)
+    except Exception:
+        return True
+    return False
+
+
+def test_quick_lookups_answer_what_the_sandbox_answers(nano3):
+    from jinja2.runtime import LoopContext
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    compiled = chat_module._compiled(nano3.text)[0]
+    own = compiled.environment
+    assert own is not chat_module._transformers_chat()._compile_jinja_template(nano3.text).environment
+    assert "getattr" in vars(own)  # the quick lookups are installed on this copy only
+    loop = LoopContext(iter([1, 2]), own.undefined)
+    next(loop)
+    objects = [{"role": "user", "items": 1}, {}, loop, [1], "text", 3, None]
+    names = ["role", "items", "update", "get", "keys", "__class__", "__dict__", "nothing", "first", "index", "index0"]
+    names += ["depth", "depth0", "last", "length", "cycle", "upper", "append", "_private"]
+    for obj in objects:
+        for name in names:
+            quick = own.getattr(obj, name)
+            sandboxed = ImmutableSandboxedEnvironment.getattr(own, obj, name)
+            if isinstance(sandboxed, own.undefined):
+                assert type(quick) is type(sandboxed), (obj, name)
+                assert quick._undefined_message == sandboxed._undefined_message, (obj, name)
+                assert quick._undefined_exception is sandboxed._undefined_exception, (obj, name)
+            else:
+                assert quick == sandboxed, (obj, name)
+
+
+def test_the_whole_render_is_decoded_again_only_when_needed(tokenizer, nano3, monkeypatch):
+    decoded: list[str] = []
+    backend = tokenizer.backend_tokenizer
+    original = type(backend).decode
+
+    class Counting:
+        def __init__(self, wrapped):
+            self._wrapped = wrapped
+
+        def __getattr__(self, name):
+            return getattr(self._wrapped, name)
+
+        def decode(self, ids, skip_special_tokens):
+            text = original(self._wrapped, ids, skip_special_tokens=skip_special_tokens)
+            decoded.append(text)
+            return text
+
+    monkeypatch.setattr(chat_module, "_rust_tokenizer", lambda t: Counting(backend))
+    result = render_with_mask([USER, ANSWER], None, nano3, tokenizer)
+    assert isinstance(result, MaskedTokens) and len(decoded) == 2  # the two pieces, not all ids again
+    decoded.clear()
+    result = render_with_mask([USER, {"role": "assistant", "content": "\ufffd"}], None, nano3, tokenizer)
+    assert isinstance(result, MaskedTokens) and len(decoded) == 3  # with a U+FFFD in the text: all ids again
 
 
 # --- the algorithm before the fast path, verbatim but for the names ------------------------------------------

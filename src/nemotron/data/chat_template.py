@@ -6,7 +6,7 @@ import functools
 import hashlib
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,21 +225,63 @@ def render_with_mask(
     user could end a turn or start an assistant one from inside a message).
 
     How, for speed (the result is the same): where it can be shown to give what those calls give, the
-    renders use the Jinja template that `apply_chat_template` compiles, fed the variables it passes
-    (`_JinjaRenderer`), and the pieces are encoded and decoded by the tokenizer's Rust backend, as the
-    tokenizer's own call does it (`_rust_tokenizer`); elsewhere `apply_chat_template` and the tokenizer are
-    called. Renders that are known without running the template are not run again: the whole conversation's
-    for its longest prefix (the same call), and, for a template that ends with
-    `{% if add_generation_prompt %}<constant text>{% endif %}` and reads the variable nowhere else, a prefix with
-    the generation prompt is its render without it and that text (`_appended_generation_prompt`). Neither
-    holds for a template that can render the same input differently twice (`_may_differ_between_renders`).
+    renders use the Jinja template that `apply_chat_template` compiles, compiled again in a copy of its
+    environment whose attribute lookup answers `message.role` and `loop.first` as the sandbox does, without its
+    general checks (`_with_quick_lookups`), fed the variables `apply_chat_template` passes (`_JinjaRenderer`);
+    and the pieces are encoded and decoded by the tokenizer's Rust backend, as the tokenizer's own call does it
+    (`_rust_tokenizer`); elsewhere `apply_chat_template` and the tokenizer are called. Renders that are known
+    without running the template are not run again: the whole conversation's for its longest prefix (the same
+    call), and, for a template that ends with `{% if add_generation_prompt %}<constant text>{% endif %}` and
+    reads the variable nowhere else, a prefix with the generation prompt is its render without it and that text
+    (`_appended_generation_prompt`). Neither holds for a template that can render the same input differently
+    twice (`_may_differ_between_renders`). The ids of all pieces are not decoded again where the pieces' own
+    checks imply the result (`_byte_level`). `render_batch_with_mask` does many conversations at once.
     """
+    return render_batch_with_mask([(messages, tools)], template, tokenizer, last_turn_only=last_turn_only)[0]
+
+
+def render_batch_with_mask(
+    conversations: Sequence[tuple[list[dict[str, Any]], list[dict[str, Any]] | None]],
+    template: ChatTemplate,
+    tokenizer: Any,
+    *,
+    last_turn_only: bool = False,
+) -> list[MaskedTokens | str]:
+    """`render_with_mask(messages, tools, template, tokenizer, last_turn_only=...)` of each `(messages, tools)` of
+    `conversations`, in order: the same results, for less time per conversation than a call each (what a shard
+    worker calls on its records, a batch at a time). Each conversation is rendered and cut into pieces on its own;
+    then, where the Rust tokenizer is used, the pieces of all of them are encoded by one call (`encode_batch_fast`,
+    which encodes each text on its own, as one call per piece does), and each conversation's ids are checked as
+    `render_with_mask` checks them. Raises what `render_with_mask` raises on one of them."""
+    setup = _RenderSetup.create(template, tokenizer)
+    cuts = [_pieces(messages, tools, template, tokenizer, setup, last_turn_only) for messages, tools in conversations]
+    return _tokenize_all(cuts, tokenizer)
+
+
+@dataclass(frozen=True)
+class _Pieces:
+    """A conversation's render `full` cut into pieces (text, mask value): adjacent values differ, the texts make up
+    `full`, and at least one piece is trained."""
+
+    pieces: list[tuple[str, int]]
+    full: str
+
+
+def _pieces(
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None,
+    template: ChatTemplate,
+    tokenizer: Any,
+    setup: _RenderSetup | None,
+    last_turn_only: bool,
+) -> _Pieces | str:
+    """The pieces of one conversation (see `render_with_mask`), or the reason it has none."""
     injected = _special_token_in_text(messages, tools, tokenizer)
     if injected is not None:
         return injected
     assistant_turns = [i for i, message in enumerate(messages) if message["role"] == "assistant"]
     trained = set(assistant_turns[-1:] if last_turn_only else assistant_turns)
-    render = _renderer(messages, tools, template, tokenizer)
+    render = _renderer(messages, tools, template, tokenizer, setup)
     full = render(len(messages), False)
     if not isinstance(full, str):
         return full.reason
@@ -264,7 +306,9 @@ def render_with_mask(
         _append(pieces, full[done:end], 1 if index in trained else 0)
         done = end
     _append(pieces, full[done:], 0)  # nothing, unless the template writes something after the last message
-    return _tokenize(pieces, full, tokenizer)
+    if not any(mask for _, mask in pieces):
+        return "no assistant turn to train on"
+    return _Pieces(pieces, full)
 
 
 _SPECIAL_TOKENS: dict[int, tuple[Any, tuple[str, ...]]] = {}  # id(tokenizer) -> (tokenizer, its special tokens)
@@ -284,13 +328,23 @@ def _special_tokens(tokenizer: Any) -> tuple[str, ...]:
 
 
 def _special_token_in_text(messages: list[dict[str, Any]], tools: Any, tokenizer: Any) -> str | None:
-    """Why the record cannot be trained on when its own text holds a special token, else None."""
+    """Why the record cannot be trained on when its own text holds a special token, else None.
+
+    The text searched is each message's JSON and the tools' JSON. All of the record is encoded in one call first:
+    each of those texts is a part of that one (JSON writes a list as its items' JSON between separators), so when
+    no special token occurs in it, none occurs in them; only a record that holds one is searched part by part."""
     specials = _special_tokens(tokenizer)
     if not specials:
         return None
-    texts = [(f"messages[{i}]", json.dumps(m, ensure_ascii=False, default=str)) for i, m in enumerate(messages)]
+    whole = _JSON.encode([messages, tools] if tools else messages)
+    for token in specials:
+        if token in whole:
+            break
+    else:
+        return None
+    texts = [(f"messages[{i}]", _JSON.encode(m)) for i, m in enumerate(messages)]
     if tools:
-        texts.append(("tools", json.dumps(tools, ensure_ascii=False, default=str)))
+        texts.append(("tools", _JSON.encode(tools)))
     for where, text in texts:
         for token in specials:
             if token in text:
@@ -299,6 +353,10 @@ def _special_token_in_text(messages: list[dict[str, Any]], tools: Any, tokenizer
                     "marker; remove it from the data"
                 )
     return None
+
+
+# What `json.dumps(value, ensure_ascii=False, default=str)` encodes with (made once, not on each call).
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 @dataclass(frozen=True)
@@ -321,9 +379,13 @@ def _may_differ_between_renders(text: str) -> bool:
 
 
 def _renderer(
-    messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, template: ChatTemplate, tokenizer: Any
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None,
+    template: ChatTemplate,
+    tokenizer: Any,
+    setup: _RenderSetup | None,
 ) -> _Render:
-    fast = _JinjaRenderer.create(messages, tools, template, tokenizer)
+    fast = None if setup is None else _JinjaRenderer.for_conversation(setup, messages, tools)
     if fast is not None:
         return fast.render
 
@@ -373,14 +435,73 @@ def _transformers_chat() -> Any:
 
 
 @functools.cache
+def _reasoning_fields() -> frozenset[str] | None:
+    """The keys `_alias_reasoning_fields` reads (it copies a message only when the message has a value under one of
+    them, and returns the others as they are); None when transformers does not name them."""
+    fields = getattr(_transformers_chat(), "_REASONING_FIELDS", None)
+    if not isinstance(fields, tuple) or not all(isinstance(field, str) for field in fields):
+        return None
+    return frozenset(fields)
+
+
+@functools.cache
 def _compiled(text: str) -> tuple[Any, dict[str, Any], Callable[..., Any]]:
-    """The template as transformers compiles it (same sandboxed environment, filters and globals), its globals
-    as one dict, and Jinja's `new_context` (imported here, jinja2 being imported only when a template is used).
-    Raises what the compilation raises."""
+    """The template as transformers compiles it (same sandboxed environment, filters and globals; see
+    `_with_quick_lookups`), its globals as one dict, and Jinja's `new_context` (imported here, jinja2 being
+    imported only when a template is used). Raises what the compilation raises."""
     from jinja2.runtime import new_context
 
-    compiled = _transformers_chat()._compile_jinja_template(text)
+    compiled = _with_quick_lookups(_transformers_chat()._compile_jinja_template(text), text)
     return compiled, dict(compiled.globals), new_context
+
+
+# The names an attribute lookup finds on an exact dict: those of its class and of `object` (a dict instance has no
+# attributes of its own); for any other name, `getattr(a_dict, name)` raises AttributeError.
+_DICT_ATTRIBUTES = frozenset(name for klass in dict.__mro__ for name in vars(klass))
+# LoopContext's attributes that are ints or bools computed from its int counters, without running its iterator.
+_LOOP_COUNTERS = frozenset(("first", "index", "index0", "depth", "depth0"))
+
+
+def _with_quick_lookups(compiled: Any, text: str) -> Any:
+    """`compiled` (a template compiled by transformers) compiled again, from `text`, in a copy of its environment
+    (`Environment.overlay`: the same class, settings, filters, tests, globals and extensions) whose `getattr` (what
+    the template's `x.name` calls) answers two cases without the sandbox's general checks, with what those checks
+    answer there; `compiled` itself when its environment is not jinja2's `ImmutableSandboxedEnvironment` as is.
+
+    jinja2's `SandboxedEnvironment.getattr(obj, name)` first tries `getattr(obj, name)`: when that raises
+    AttributeError it returns `obj[name]` (an Undefined for `name` when that raises a KeyError); when it succeeds it
+    returns the value unless `wrap_str_format` wraps it (str.format methods only) or `is_safe_attribute` refuses it.
+    1. For an exact dict and a str name that is none of `_DICT_ATTRIBUTES` (`message.role`, `call.function`), the
+       attribute lookup raises AttributeError: so `obj[name]`, or the Undefined.
+    2. For an exact `LoopContext` and a name of `_LOOP_COUNTERS` (`loop.first`), the lookup succeeds, giving an int
+       or a bool (no str.format method to wrap), and `ImmutableSandboxedEnvironment.is_safe_attribute` accepts it:
+       the name has no leading underscore, a LoopContext is none of the objects `is_internal_attribute` looks
+       into, and none of these names is a method that `modifies_known_mutable` refuses on any mutable type.
+    Anything else goes to the sandbox's `getattr`."""
+    from jinja2.runtime import LoopContext
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    environment = compiled.environment
+    checks = ("getattr", "is_safe_attribute", "wrap_str_format")
+    if type(environment) is not ImmutableSandboxedEnvironment or any(name in vars(environment) for name in checks):
+        return compiled
+    own = environment.overlay()
+    sandboxed = functools.partial(ImmutableSandboxedEnvironment.getattr, own)
+
+    def quick_getattr(obj: Any, attribute: str) -> Any:
+        kind = type(obj)
+        if kind is dict:
+            if type(attribute) is str and attribute not in _DICT_ATTRIBUTES:
+                try:
+                    return obj[attribute]
+                except KeyError:
+                    return own.undefined(obj=obj, name=attribute)
+        elif kind is LoopContext and attribute in _LOOP_COUNTERS:
+            return getattr(obj, attribute)
+        return sandboxed(obj, attribute)
+
+    own.getattr = quick_getattr  # type: ignore[method-assign]  # this environment only
+    return own.from_string(text)
 
 
 @functools.cache
@@ -398,6 +519,50 @@ def _renders_like_transformers(tokenizer_type: type) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class _RenderSetup:
+    """What `_JinjaRenderer` takes from the template and the tokenizer, the same for every conversation of a batch:
+    the compiled template, its globals, Jinja's `new_context`, the variables for the tokenizer's special tokens
+    (copied as JSON data, or None when they are not; and as the tokenizer gives them), the globals and those
+    variables merged, and the generation prompt that `_appended_generation_prompt` shows (or None)."""
+
+    compiled: Any
+    globals_: dict[str, Any]
+    new_context: Callable[..., Any]
+    special_tokens: dict[str, Any]
+    json_special_tokens: dict[str, Any] | None
+    merged: dict[str, Any] | None  # {**globals_, "tools": None, "documents": None, **json_special_tokens}
+    generation_prompt: str | None
+
+    @classmethod
+    def create(cls, template: ChatTemplate, tokenizer: Any) -> _RenderSetup | None:
+        """None (then `apply_chat_template` is called) unless the tokenizer's class uses transformers' own
+        `apply_chat_template` and the text is not the name of one of the tokenizer's templates."""
+        if _transformers_chat() is None or not _renders_like_transformers(tokenizer.__class__):
+            return None
+        named = tokenizer.chat_template
+        if isinstance(named, dict) and template.text in named:
+            return None  # get_chat_template would take the tokenizer's template of that name
+        try:
+            compiled, globals_, new_context = _compiled(template.text)
+            if compiled.environment.is_async:
+                return None
+            special_tokens = tokenizer.special_tokens_map  # a new dict on each call
+        except Exception:  # apply_chat_template raises the same: its path reports it
+            return None
+        json_special_tokens: dict[str, Any] | None = special_tokens
+        if not all(type(k) is str and type(v) is str for k, v in special_tokens.items()):  # else as is
+            try:
+                json_special_tokens = _json_copy(special_tokens)
+            except _NotJSON:
+                json_special_tokens = None
+        merged = None
+        if json_special_tokens is not None:  # Template.render's context: the globals, then the variables
+            merged = {**globals_, "tools": None, "documents": None, **json_special_tokens}
+        prompt = None if _may_differ_between_renders(template.text) else _appended_generation_prompt(template.text)
+        return cls(compiled, globals_, new_context, special_tokens, json_special_tokens, merged, prompt)
+
+
 class _JinjaRenderer:
     """Renders prefixes of one conversation as `tokenizer.apply_chat_template(messages[:count], tools=tools,
     chat_template=text, add_generation_prompt=..., tokenize=False)` does, from the same pieces: transformers'
@@ -410,61 +575,59 @@ class _JinjaRenderer:
     modify them, transformers' sandbox being immutable), merges the globals once, and derives a render with
     the generation prompt when `_appended_generation_prompt` shows how.
 
-    `create` gives None (then `apply_chat_template` is called) unless the tokenizer's class uses
-    transformers' own `apply_chat_template`, the messages are a non-empty list of dicts, the tools None or a
-    list of dicts, the text is not the name of one of the tokenizer's templates, and the conversion succeeds."""
+    `create` gives None (then `apply_chat_template` is called) unless `_RenderSetup.create` gives a setup, the
+    messages are a non-empty list of dicts, the tools None or a list of dicts, and the conversion succeeds."""
 
     def __init__(
         self,
-        compiled: Any,
-        globals_: dict[str, Any],
-        new_context: Callable[..., Any],
+        setup: _RenderSetup,
         chat: list[dict[str, Any]],
         variables: dict[str, Any],
-        generation_prompt: str | None,
     ) -> None:
-        self._compiled = compiled
-        self._globals = globals_
-        self._new_context = new_context
+        self._compiled = setup.compiled
+        self._globals = setup.globals_
+        self._new_context = setup.new_context
         self._chat = chat
-        self._variables = {**globals_, **variables}  # Template.render's context: the globals, then the variables
-        self._generation_prompt = generation_prompt
+        self._variables = variables  # Template.render's context: the globals, then the variables
+        self._generation_prompt = setup.generation_prompt
         self._without_prompt: dict[int, str] = {}  # count -> render without the generation prompt
 
     @classmethod
     def create(
         cls, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, template: ChatTemplate, tokenizer: Any
     ) -> _JinjaRenderer | None:
-        chat_utils = _transformers_chat()
-        if chat_utils is None or not _renders_like_transformers(tokenizer.__class__):
-            return None
+        setup = _RenderSetup.create(template, tokenizer)
+        return None if setup is None else cls.for_conversation(setup, messages, tools)
+
+    @classmethod
+    def for_conversation(
+        cls, setup: _RenderSetup, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+    ) -> _JinjaRenderer | None:
         if not isinstance(messages, list) or not messages or not all(type(m) is dict for m in messages):
             return None  # apply_chat_template's own errors, batches and message objects: its path
         if tools is not None and not (isinstance(tools, list) and all(type(t) is dict for t in tools)):
             return None  # tools given as functions (transformers converts them) or wrong: its path
-        named = tokenizer.chat_template
-        if isinstance(named, dict) and template.text in named:
-            return None  # get_chat_template would take the tokenizer's template of that name
+        chat_utils = _transformers_chat()
         try:
-            compiled, globals_, new_context = _compiled(template.text)
-            if compiled.environment.is_async:
-                return None
-            special_tokens = {**tokenizer.special_tokens_map}
             try:  # JSON data (what records are): the same copies, made faster
                 chat = [_message_copy(message) for message in messages]
-                variables = {"tools": _json_copy(tools), "documents": None, **_json_copy(special_tokens)}
+                if setup.merged is None:
+                    raise _NotJSON
+                variables = {**setup.merged, "tools": _json_copy(tools)}
             except _NotJSON:
                 chat = chat_utils._plain_template_data(chat_utils._normalize_chat_messages(messages))
                 variables = {
+                    **setup.globals_,
                     "tools": chat_utils._plain_template_data(tools),
                     "documents": None,
-                    **chat_utils._plain_template_data(special_tokens),
+                    **chat_utils._plain_template_data(setup.special_tokens),
                 }
-            chat = chat_utils._alias_reasoning_fields(chat)
+            reasoning = _reasoning_fields()
+            if reasoning is None or not all(map(reasoning.isdisjoint, chat)):
+                chat = chat_utils._alias_reasoning_fields(chat)  # else it gives the same messages back
         except Exception:  # apply_chat_template raises the same: its path reports it
             return None
-        prompt = None if _may_differ_between_renders(template.text) else _appended_generation_prompt(template.text)
-        return cls(compiled, globals_, new_context, chat, variables, prompt)
+        return cls(setup, chat, variables)
 
     def render(self, count: int, add_generation_prompt: bool) -> str | _Failure:
         if add_generation_prompt and self._generation_prompt is not None and count in self._without_prompt:
@@ -561,7 +724,9 @@ def _message_copy(message: dict[str, Any]) -> dict[str, Any]:
     for key, value in message.items():
         if type(key) is not str:
             raise _NotJSON
-        if value is not None:
+        if type(value) is str:  # most values: what `_json_copy` returns for them
+            copy[key] = value
+        elif value is not None:
             copy[key] = _json_copy(value)
     return copy
 
@@ -594,36 +759,70 @@ def _append(pieces: list[tuple[str, int]], text: str, mask: int) -> None:
         pieces.append((text, mask))
 
 
-def _tokenize(pieces: list[tuple[str, int]], full: str, tokenizer: Any) -> MaskedTokens | str:
-    if not any(mask for _, mask in pieces):
-        return "no assistant turn to train on"
-    texts = [text for text, _ in pieces]
+_FEW_TEXTS = 8  # fewer texts than this (one conversation's) are encoded one call each
+
+
+def _tokenize_all(cuts: list[_Pieces | str], tokenizer: Any) -> list[MaskedTokens | str]:
+    """Each conversation's ids and loss mask, or the reason it has none (see `render_with_mask`)."""
     backend = _rust_tokenizer(tokenizer)
-    decode: Callable[[list[int]], str]
     if backend is None:
-        encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        decode = functools.partial(_decode, tokenizer)
+        return [cut if isinstance(cut, str) else _tokenize(cut, tokenizer) for cut in cuts]
+    # What `tokenizer(texts, add_special_tokens=False)` returns: the ids of `encode_batch(texts)`, each text encoded on
+    # its own (no padding to apply; `encode_batch_fast` skips the offsets, which are not used), a few texts one call
+    # each (sparing a hand-off to the thread pool, when it is used, for a few short texts); and what `_decode` returns
+    # (no clean-up of spaces asked).
+    texts = [text for cut in cuts if not isinstance(cut, str) for text, _ in cut.pieces]
+    encode = backend.encode_batch_fast
+    if len(texts) < _FEW_TEXTS:
+        encodings = iter([encode([text], add_special_tokens=False)[0] for text in texts])
     else:
-        # What `tokenizer(texts, add_special_tokens=False)` returns: the ids of `encode_batch(texts)`, the same
-        # Rust encoding of each text as `encode` (no padding to apply), called per text to spare a hand-off to
-        # the thread pool for a few short texts; and what `_decode` returns (no clean-up of spaces asked).
-        encode = backend.encode_batch_fast
-        encoded = [encode([text], add_special_tokens=False)[0].ids for text in texts]
-        decode = functools.partial(backend.decode, skip_special_tokens=False)
-    for text, ids in zip(texts, encoded, strict=True):
+        encodings = iter(encode(texts, add_special_tokens=False))
+    decode = functools.partial(backend.decode, skip_special_tokens=False)
+    byte_level = _byte_level(backend)
+    results: list[MaskedTokens | str] = []
+    for cut in cuts:
+        if isinstance(cut, str):
+            results.append(cut)
+        else:
+            encoded = [next(encodings).ids for _ in cut.pieces]
+            results.append(_checked(cut, encoded, decode, byte_level and "\ufffd" not in cut.full))
+    return results
+
+
+def _tokenize(cut: _Pieces, tokenizer: Any) -> MaskedTokens | str:
+    """`_checked` with the ids that the tokenizer's own call gives."""
+    encoded = tokenizer([text for text, _ in cut.pieces], add_special_tokens=False)["input_ids"]
+    return _checked(cut, encoded, functools.partial(_decode, tokenizer), False)
+
+
+def _checked(
+    cut: _Pieces, encoded: list[list[int]], decode: Callable[[list[int]], str], whole_follows: bool
+) -> MaskedTokens | str:
+    """The conversation's ids and loss mask when each piece's ids decode to the piece and all of them to the whole
+    render (known without decoding them when `whole_follows`: see `_byte_level`), else the reason."""
+    for (text, _), ids in zip(cut.pieces, encoded, strict=True):
         if decode(ids) != text:
             return f"tokenizer mismatch: the ids of the piece {_excerpt(text)} do not decode to it"
     all_ids = list(itertools.chain.from_iterable(encoded))
-    input_ids = np.array(all_ids, dtype=np.int32)
-    if decode(all_ids) != full:
+    if not whole_follows and decode(all_ids) != cut.full:
         return "tokenizer mismatch: the pieces' ids together do not decode to the whole render"
-    loss_mask = np.zeros(len(input_ids), dtype=np.uint8)
-    position = 0
-    for (_, mask), ids in zip(pieces, encoded, strict=True):
-        if mask:
-            loss_mask[position : position + len(ids)] = 1
-        position += len(ids)
+    input_ids = np.array(all_ids, dtype=np.int32)
+    loss_mask = np.repeat(np.array([mask for _, mask in cut.pieces], dtype=np.uint8), [len(ids) for ids in encoded])
     return MaskedTokens(input_ids, loss_mask)
+
+
+def _byte_level(backend: Any) -> bool:
+    """Whether the Rust tokenizer's decoder is tokenizers' `ByteLevel`: then, for a render that holds no U+FFFD,
+    the ids of all its pieces decode to the render once each piece's ids have decoded to the piece, and decoding them
+    all again proves nothing more.
+
+    `decode(ids)` maps each id to its token (none skipped here, special tokens being kept), and `ByteLevel` each token
+    to bytes (through the byte-level alphabet, or the token's UTF-8), then returns all those bytes, concatenated,
+    decoded as UTF-8 with U+FFFD for what is not valid UTF-8. The ids of a piece that decode to the piece, which holds
+    no U+FFFD, thus give its UTF-8 bytes; all ids give the concatenation of those, the UTF-8 of the render."""
+    from tokenizers.decoders import ByteLevel
+
+    return type(backend.decoder) is ByteLevel
 
 
 def _decode(tokenizer: Any, ids: list[int]) -> str:

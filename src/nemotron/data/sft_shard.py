@@ -17,7 +17,7 @@ import numpy as np
 
 from nemotron.data.bad_records import count_bad
 from nemotron.data.blend_spec import DatasetSpec
-from nemotron.data.chat_template import ChatTemplate, render_with_mask, validate_conversation
+from nemotron.data.chat_template import ChatTemplate, render_batch_with_mask, validate_conversation
 from nemotron.data.packing import PackedRow, write_packed_parquet
 from nemotron.data.receipts import (
     InputFingerprint,
@@ -28,12 +28,14 @@ from nemotron.data.receipts import (
 )
 from nemotron.data.shard_files import commit_files, staged_file, staged_path
 from nemotron.data.shard_plan import WorkItem
-from nemotron.data.sources import iter_json_records
+from nemotron.data.sources import RawRecord, iter_json_records
 from nemotron.data.splits import SPLITS, SplitFractions
 from nemotron.data.tokenizer import TextTokenizer
 
 SUFFIX = ".parquet"
 RECORD_FIELDS = ("messages", "tools")  # what a chat record is read for (a Parquet file needs `messages`)
+# Records rendered together (`render_batch_with_mask`: the Rust tokenizer encodes their pieces in one call).
+RENDER_BATCH = 64
 _NO_MESSAGES = "SFT data needs a 'messages' column (a list of {role, content} objects) and optionally 'tools'"
 
 
@@ -149,20 +151,22 @@ def _render_item(
         item.id, settings.settings_hash, fingerprint(item.ranges), {s: ConversationsOutput() for s in SPLITS}
     )
     rows: dict[str, list[PackedRow]] = {split: [] for split in SPLITS}
-    for rng in item.ranges:
-        for line in iter_json_records(rng, spec, RECORD_FIELDS, fix=_NO_MESSAGES):
-            value = line.value
-            problem = line.problem or _conversation_problem(value, line.origin)
+    batch: list[tuple[RawRecord, str | None]] = []  # records read, with their problem, not handled yet
+
+    def handle_batch() -> None:
+        """Render the batch's usable records together, then handle every record in the order read."""
+        conversations = []
+        for line, problem in batch:
+            if problem is None:
+                assert isinstance(line.value, dict)
+                conversations.append((line.value["messages"], line.value.get("tools")))
+        results = iter(
+            render_batch_with_mask(conversations, template, hf_tokenizer, last_turn_only=settings.last_turn_only)
+        )
+        for line, problem in batch:
             rendered = None
             if problem is None:
-                assert isinstance(value, dict)
-                result = render_with_mask(
-                    value["messages"],
-                    value.get("tools"),
-                    template,
-                    hf_tokenizer,
-                    last_turn_only=settings.last_turn_only,
-                )
+                result = next(results)
                 if isinstance(result, str):
                     problem = f"{line.origin}: {result}"
                 else:
@@ -178,6 +182,14 @@ def _render_item(
                     np.zeros(1, dtype=np.int32),
                 )
             )
+        batch.clear()
+
+    for rng in item.ranges:
+        for line in iter_json_records(rng, spec, RECORD_FIELDS, fix=_NO_MESSAGES):
+            batch.append((line, line.problem or _conversation_problem(line.value, line.origin)))
+            if len(batch) == RENDER_BATCH:
+                handle_batch()
+    handle_batch()
     for split, split_rows in rows.items():
         if split_rows:
             receipt.splits[split] = _write_conversations(data_dir, item, split, split_rows, tag)
