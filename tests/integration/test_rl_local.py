@@ -89,3 +89,31 @@ def test_a_bad_rl_setting_is_refused_at_launch(run_cli, rl_inputs):
     assert "prompts of up to" in done.stderr and "generation.max_new_tokens" in done.stderr
     done = rl(run_cli, "train.global_batch_size=12", "--dry-run")
     assert done.returncode == 2 and "grpo.prompts_per_step * grpo.group_size" in done.stderr
+
+
+def test_gpu_dry_run_shows_the_torchrun_command_and_sbatch_script(run_cli, rl_inputs, nemotron_home):
+    """default.yaml against a 2-node x 8-GPU Slurm profile, with this machine's artifacts as its inputs (and
+    generation.max_new_tokens fitted to their 64-token model): previewed here, nothing submitted."""
+    (nemotron_home.parent / "env.toml").write_text(
+        '[gpu-cluster]\nexecutor = "slurm"\naccount = "acct"\npartition = "batch"\nnodes = 2\n'
+        'gpus_per_node = 8\ntime = "04:00:00"\njob_dir = "/lustre/me/jobs"\n'
+    )
+    inputs = ("run.data=nano3-rl-data-tiny:latest", "run.model=base:latest", "generation.max_new_tokens=16")
+    done = run_cli("nano3", "rl", "--dry-run", "--batch", "gpu-cluster", *inputs)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = " ".join(done.stdout.split())
+    for expected in (
+        "#SBATCH --nodes=2",
+        "#SBATCH --gpus-per-node=8",
+        "#SBATCH --signal=USR1@120",
+        "-m torch.distributed.run --nnodes=$SLURM_NNODES --nproc-per-node=8",
+        "-m nemotron.stages.rl --config",
+        "run.model: base:latest -> base:v1 (model-checkpoint)",
+        "run.data: nano3-rl-data-tiny:latest -> nano3-rl-data-tiny:v1 (rl-data)",
+        "prompts_per_step: 128",
+        "clip_high: 0.28",
+    ):
+        assert expected in out, expected
+    assert "nothing was written or submitted" in out
+    pipeline = run_cli("nano3", "rl", "--dry-run", "--batch", "gpu-cluster", *inputs, "parallel.pipeline=2")
+    assert pipeline.returncode != 0 and "parallel.pipeline" in pipeline.stderr
