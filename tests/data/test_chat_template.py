@@ -16,6 +16,7 @@ from nemotron.data.chat_template import (
     ChatTemplate,
     MaskedTokens,
     load_chat_template,
+    render_batch_with_mask,
     render_with_mask,
     validate_conversation,
 )
@@ -278,6 +279,14 @@ def test_template_that_raises_gives_its_error(tokenizer):
     strict = _template("{% if messages[0].role == 'system' %}{{ raise_exception('no system role') }}{% endif %}")
     reason = render_with_mask(CHAT, None, strict, tokenizer)
     assert reason == "chat template failed on messages[:5]: TemplateError: no system role"
+
+
+def test_text_with_a_lone_surrogate_is_a_bad_record_not_a_crash(tokenizer, nano3):
+    broken = json.loads('[{"role": "user", "content": "2+2\\ud800?"}, {"role": "assistant", "content": "4"}]')
+    reason = render_with_mask(broken, None, nano3, tokenizer)
+    assert isinstance(reason, str) and reason.startswith("text is not valid Unicode (surrogates not allowed")
+    together = render_batch_with_mask([(broken, None), (CHAT, None)], nano3, tokenizer)
+    assert together[0] == reason and not isinstance(together[1], str)
 
 
 def test_conversation_starting_with_the_assistant_is_reported(tokenizer, nano3):

@@ -285,6 +285,11 @@ def _pieces(
     full = render(len(messages), False)
     if not isinstance(full, str):
         return full.reason
+    if not full.isascii():  # a lone surrogate (JSON "\ud800") cannot be tokenized: a bad record, not a crash
+        try:
+            full.encode("utf-8")
+        except UnicodeEncodeError as err:
+            return f"text is not valid Unicode ({err.reason} at character {err.start}); fix or drop the record"
     render_last_prefix = _may_differ_between_renders(template.text)
     pieces: list[tuple[str, int]] = []  # (text, mask value), adjacent values differ
     done = 0  # the render up to here is in pieces

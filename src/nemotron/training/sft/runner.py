@@ -130,6 +130,10 @@ def _attach(model: Any, lora: LoraSettings, seed: int) -> None:
     from nemotron.training.model.lora import attach_lora
 
     adapters = attach_lora(model, lora, seed)
+    import torch.distributed as dist
+
+    if dist.is_initialized() and dist.get_rank() != 0:
+        return
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     print(f"LoRA: {adapters} adapters of rank {lora.rank}, {trainable:,} of {total:,} parameters train", flush=True)
