@@ -9,6 +9,7 @@ import pytest
 from nemotron.artifacts import (
     ArtifactError,
     ArtifactKind,
+    EvalMeta,
     Lineage,
     ModelCheckpointMeta,
     PretrainDataMeta,
@@ -49,6 +50,12 @@ EXAMPLES = {
         architecture={"num_layers": 2, "hidden_size": 64},
         parallelism={"tensor": 1, "pipeline": 1},
         loss=2.5,
+    ),
+    ArtifactKind.EVAL: EvalMeta(
+        models=["base:v1", "sft:v1"],
+        data={"pretrain": "data:v1"},
+        metrics={"base:v1": {"pretrain_loss": 5.1}, "sft:v1": {"pretrain_loss": 5.3}},
+        settings={"perplexity": {"batches": 8}},
     ),
 }
 
@@ -122,6 +129,13 @@ def test_errors_name_the_artifact_and_every_bad_key(registry):
 def test_nested_errors_use_dotted_keys():
     with pytest.raises(ArtifactError, match=r"key 'splits\.train\.tokens' must be int"):
         PretrainDataMeta.from_dict({"dtype": "uint16", "splits": {"train": {"tokens": "many"}}})
+
+
+def test_list_items_are_checked_one_by_one():
+    with pytest.raises(ArtifactError, match=r"key 'models\[1\]' must be str, got 3"):
+        EvalMeta.from_dict({"models": ["a:v1", 3]})
+    with pytest.raises(ArtifactError, match="key 'models' must be a list"):
+        EvalMeta.from_dict({"models": "a:v1"})
 
 
 def test_ints_are_accepted_for_floats():

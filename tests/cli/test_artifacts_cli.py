@@ -147,7 +147,7 @@ def test_unknown_kind_and_missing_ref_are_one_line_errors(run_cli, registry):
     done = run_cli("artifacts", "list", "--kind", "weights")
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        "error: unknown artifact kind 'weights'; kinds: pretrain-data, sft-data, rl-data, model-checkpoint"
+        "error: unknown artifact kind 'weights'; kinds: pretrain-data, sft-data, rl-data, model-checkpoint, eval"
     )
     done = run_cli("artifacts", "show", "books:latest")
     assert done.returncode == 2

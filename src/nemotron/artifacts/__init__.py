@@ -4,6 +4,7 @@ from nemotron.artifacts.errors import ArtifactError, ArtifactNotFoundError
 from nemotron.artifacts.file_registry import FileRegistry, default_registry_root
 from nemotron.artifacts.kinds import (
     ArtifactKind,
+    EvalMeta,
     ModelCheckpointMeta,
     PretrainDataMeta,
     RecordCounts,
@@ -25,6 +26,7 @@ __all__ = [
     "ArtifactKind",
     "ArtifactNotFoundError",
     "ArtifactRef",
+    "EvalMeta",
     "FileRegistry",
     "Lineage",
     "Manifest",

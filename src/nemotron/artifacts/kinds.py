@@ -24,6 +24,7 @@ class ArtifactKind(str, Enum):
     SFT_DATA = "sft-data"
     RL_DATA = "rl-data"
     MODEL_CHECKPOINT = "model-checkpoint"
+    EVAL = "eval"
 
 
 # the command that makes each kind (named in errors about an artifact of the wrong kind)
@@ -32,6 +33,7 @@ MADE_BY: dict[ArtifactKind, str] = {
     ArtifactKind.SFT_DATA: "nemotron nano3 data prep sft",
     ArtifactKind.RL_DATA: "nemotron nano3 data prep rl",
     ArtifactKind.MODEL_CHECKPOINT: "nemotron nano3 pretrain",
+    ArtifactKind.EVAL: "nemotron nano3 eval",
 }
 
 
@@ -158,13 +160,25 @@ class ModelCheckpointMeta(_Record):
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-KindMetadata = PretrainDataMeta | SftDataMeta | RLDataMeta | ModelCheckpointMeta
+@dataclass(frozen=True)
+class EvalMeta(_Record):
+    """`eval`: measures of one or more models on held-out data; the full report is the `report` file."""
+
+    models: list[str]  # the evaluated models (pinned refs or checkpoint folders), in the report's order
+    data: dict[str, str] = field(default_factory=dict)  # measure ("pretrain", "sft", "rl") -> data artifact
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> metric -> value
+    settings: dict[str, Any] = field(default_factory=dict)  # what decided the numbers (splits, counts, sampling)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+KindMetadata = PretrainDataMeta | SftDataMeta | RLDataMeta | ModelCheckpointMeta | EvalMeta
 
 METADATA_TYPES: dict[ArtifactKind, type[KindMetadata]] = {
     ArtifactKind.PRETRAIN_DATA: PretrainDataMeta,
     ArtifactKind.SFT_DATA: SftDataMeta,
     ArtifactKind.RL_DATA: RLDataMeta,
     ArtifactKind.MODEL_CHECKPOINT: ModelCheckpointMeta,
+    ArtifactKind.EVAL: EvalMeta,
 }
 
 
@@ -212,6 +226,12 @@ def _convert(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
             problems.append(f"key '{key}' must be a mapping, got {value!r}")
             return _MISSING
         return _build(tp, value, key, problems)
+    if origin is list or tp is list:
+        if not isinstance(value, (list, tuple)):
+            problems.append(f"key '{key}' must be a list, got {value!r}")
+            return _MISSING
+        item_tp = args[0] if args else Any
+        return [_convert(v, item_tp, f"{key}[{index}]", problems) for index, v in enumerate(value)]
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             problems.append(f"key '{key}' must be a mapping, got {value!r}")

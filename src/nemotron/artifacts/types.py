@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nemotron.artifacts.errors import ArtifactError
-from nemotron.artifacts.kinds import ArtifactKind, KindMetadata, parse_metadata
+from nemotron.artifacts.kinds import ArtifactKind, KindMetadata, TokenizerInfo, parse_metadata
 from nemotron.artifacts.manifest import Manifest
 from nemotron.artifacts.names import validate_artifact_name
 
@@ -116,6 +116,11 @@ class Artifact:
         Raises ArtifactError naming this artifact and every missing or mistyped key.
         """
         return parse_metadata(self.kind, self.metadata, where=f"artifact {self.ref}")
+
+    def tokenizer(self) -> TokenizerInfo | None:
+        """The tokenizer its metadata records (data and model kinds), if any."""
+        tokenizer = getattr(self.typed_metadata(), "tokenizer", None)
+        return tokenizer if isinstance(tokenizer, TokenizerInfo) else None
 
     def file(self, role: str) -> Path:
         """Absolute path of the file recorded under `role` (e.g. 'blend'); in-place data is absolute."""

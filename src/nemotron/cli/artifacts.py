@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from nemotron.artifacts.lineage_graph import LineageNode
     from nemotron.env import EnvFile
 
-KINDS = ("pretrain-data", "sft-data", "rl-data", "model-checkpoint")  # ArtifactKind values (checked in a test)
+KINDS = ("pretrain-data", "sft-data", "rl-data", "model-checkpoint", "eval")  # ArtifactKind values (checked in a test)
 
 app = typer.Typer(
     help="Browse, check and register versioned artifacts (data, checkpoints) and their lineage.\n\n"

@@ -1,4 +1,4 @@
-"""`nemotron nano3 ...`: the Nano3 recipe's stages (data prep, pretrain, sft, rl; eval and pipe join here)."""
+"""`nemotron nano3 ...`: the Nano3 recipe's stages (data prep, pretrain, sft, rl, eval; pipe joins here)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from nemotron.stages.catalog import (
     NANO3_DATA_PREP_PRETRAIN,
     NANO3_DATA_PREP_RL,
     NANO3_DATA_PREP_SFT,
+    NANO3_EVAL,
     NANO3_PRETRAIN,
     NANO3_RL,
     NANO3_SFT,
@@ -19,7 +20,8 @@ from nemotron.stages.catalog import (
 HELP = {"help_option_names": ["-h", "--help"]}
 
 app = typer.Typer(
-    help="Nano3 recipe: data prep -> pretrain -> SFT -> RL.\n\nExample: nemotron nano3 data prep pretrain -c tiny",
+    help="Nano3 recipe: data prep -> pretrain -> SFT -> RL -> eval.\n\n"
+    "Example: nemotron nano3 data prep pretrain -c tiny",
     no_args_is_help=True,
     context_settings=HELP,
 )
@@ -48,3 +50,4 @@ _register(prep_app, "rl", NANO3_DATA_PREP_RL, "nemotron nano3 data prep rl")
 _register(app, "pretrain", NANO3_PRETRAIN, "nemotron nano3 pretrain")
 _register(app, "sft", NANO3_SFT, "nemotron nano3 sft")
 _register(app, "rl", NANO3_RL, "nemotron nano3 rl")
+_register(app, "eval", NANO3_EVAL, "nemotron nano3 eval")

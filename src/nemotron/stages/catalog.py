@@ -16,13 +16,31 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class StageInput:
-    """An artifact a stage reads: the key under `run:` that names it, and its kind."""
+    """An artifact a stage reads: the key under `run:` that names it, and its kind.
+
+    `key` may be dotted for a nested section (`data.pretrain` for run.data.pretrain); its value may be
+    one reference or a list of them (each is checked), or null when the stage makes the input optional.
+    """
 
     key: str  # e.g. "data" for run.data
     kind: str  # an ArtifactKind value, e.g. "pretrain-data"
 
+    def value_in(self, run_section: dict[str, Any]) -> Any:
+        """The raw value at `key` in the `run:` section (None when a part of the key is missing)."""
+        value: Any = run_section
+        for part in self.key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
+
     def check(self, value: Any, registry: Resolver) -> None:
         """ArtifactError when `value` (the raw config value) is a reference to an artifact of another kind."""
+        if isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                self._check_one(item, f"run.{self.key}[{index}]", registry)
+        else:
+            self._check_one(value, f"run.{self.key}", registry)
+
+    def _check_one(self, value: Any, key: str, registry: Resolver) -> None:
         from nemotron.artifacts import ArtifactError, ArtifactKind, ArtifactNotFoundError, ArtifactRef
         from nemotron.artifacts.resolution import require_kind
 
@@ -32,7 +50,6 @@ class StageInput:
             ref = ArtifactRef.parse(value)  # `name` alone means name:latest, as ${art:...} reads it
         except ArtifactError:
             return  # not a reference: the config schema reports it
-        key = f"run.{self.key}"
         try:
             artifact = registry.resolve(ref)
         except ArtifactNotFoundError as err:
@@ -80,7 +97,7 @@ class StageSpec:
         if not isinstance(run_section, dict):
             return
         for stage_input in self.inputs:
-            stage_input.check(run_section.get(stage_input.key), registry)
+            stage_input.check(stage_input.value_in(run_section), registry)
 
     @property
     def config_dir(self) -> Path:
@@ -184,9 +201,35 @@ NANO3_RL = StageSpec(
     inputs=(StageInput("data", "rl-data"), StageInput("model", "model-checkpoint")),
 )
 
+NANO3_EVAL = StageSpec(
+    key="eval",
+    family="nano3",
+    title="Measure model artifacts side by side on held-out data (perplexity, SFT loss, RL reward, lm-eval)",
+    entry_module="nemotron.stages.evaluation",
+    config_subdir="nano3/stage3_eval/config",
+    schema="nemotron.training.evaluation.config:EvalConfig",
+    preflight="nemotron.training.evaluation.preflight:check_eval",
+    example_override="rl.samples_per_prompt=8",
+    publishes=("artifact_name", "run_name"),  # artifact_name null: the run's name
+    inputs=(
+        StageInput("models", "model-checkpoint"),
+        StageInput("data.pretrain", "pretrain-data"),
+        StageInput("data.sft", "sft-data"),
+        StageInput("data.rl", "rl-data"),
+    ),
+)
+
 STAGES: dict[str, StageSpec] = {
     f"{spec.family}/{spec.key}": spec
-    for spec in (NANO3_DATA_PREP_PRETRAIN, NANO3_DATA_PREP_SFT, NANO3_DATA_PREP_RL, NANO3_PRETRAIN, NANO3_SFT, NANO3_RL)
+    for spec in (
+        NANO3_DATA_PREP_PRETRAIN,
+        NANO3_DATA_PREP_SFT,
+        NANO3_DATA_PREP_RL,
+        NANO3_PRETRAIN,
+        NANO3_SFT,
+        NANO3_RL,
+        NANO3_EVAL,
+    )
 }
 
 

@@ -161,7 +161,7 @@ def resolve_source(cfg: TrainingDataConfig, registry: FileRegistry | None = None
         require_kind(artifact, ArtifactKind.PRETRAIN_DATA, ref=cfg.artifact_ref)
     except ArtifactError as err:
         raise ArtifactError(f"training data: artifact_ref {cfg.artifact_ref!r}: {err}") from None
-    tokenizer = artifact.typed_metadata().tokenizer
+    tokenizer = artifact.tokenizer()
     token_ids = None
     if tokenizer is not None and tokenizer.eod_id is not None and tokenizer.vocab_size is not None:
         token_ids = TokenIds(eod_id=tokenizer.eod_id, vocab_size=tokenizer.vocab_size)

@@ -10,7 +10,6 @@ from nemotron.artifacts import FileRegistry
 from nemotron.config import to_dataclass
 from nemotron.training.checkpoint.layout import INFO_FILE, CheckpointError, CheckpointInfo, read_checkpoint_info
 from nemotron.training.checkpoint.sources import checkpoint_and_tokenizer
-from nemotron.training.checkpoint.store import load_checkpoint
 from nemotron.training.model.config import ModelConfig
 
 
@@ -31,6 +30,7 @@ def unsplit_model_config(info: CheckpointInfo) -> ModelConfig:
 def load_merged_weights(model: Any, info: CheckpointInfo) -> None:
     """Load `info`'s weights into an unsplit `model`; LoRA adapters (a checkpoint holding only them) are loaded
     onto their base checkpoint's weights and merged into them."""
+    from nemotron.training.checkpoint.store import load_checkpoint
     from nemotron.training.model.lora import LoraSettings, attach_lora, checkpoint_part, load_part, merge_lora
 
     peft = info.metadata.get("peft")
@@ -47,6 +47,47 @@ def load_merged_weights(model: Any, info: CheckpointInfo) -> None:
     merge_lora(model)
 
 
+def tokenizer_folder(info: CheckpointInfo, artifact_tokenizer: Path | None = None) -> Path | None:
+    """The tokenizer folder to ship with a checkpoint's model: the artifact's own (an imported model's),
+    else the one its training recorded when that is a folder on this machine, else None."""
+    if artifact_tokenizer is not None:
+        return artifact_tokenizer
+    recorded = (info.metadata.get("tokenizer") or {}).get("name_or_path")
+    return Path(recorded) if recorded and Path(recorded).is_dir() else None
+
+
+def export_loaded_hf(
+    model: Any,
+    model_cfg: ModelConfig,
+    info: CheckpointInfo,
+    source: str,
+    out_dir: Path,
+    *,
+    tokenizer_dir: Path | None,
+    dtype: str = "bfloat16",
+    overwrite: bool = False,
+) -> Path:
+    """Write `model` (the unsplit model of `info`, weights loaded) as a Hugging Face folder; returns out_dir."""
+    from nemotron.training.export.hf import export_hf
+
+    metadata = {
+        "source": source,
+        "checkpoint": str(info.path),
+        "step": info.iteration,
+        "tokens_seen": (info.metadata.get("train_state") or {}).get("tokens_seen"),
+    }
+    return export_hf(
+        model,
+        model_cfg,
+        out_dir,
+        tokenizer_dir=tokenizer_dir,
+        dtype=dtype,
+        metadata=metadata,
+        eod_id=(info.metadata.get("tokenizer") or {}).get("eod_id"),
+        overwrite=overwrite,
+    )
+
+
 def export_checkpoint_hf(
     ref_or_path: str, out_dir: Path, registry: FileRegistry, *, dtype: str = "bfloat16", overwrite: bool = False
 ) -> Path:
@@ -56,7 +97,7 @@ def export_checkpoint_hf(
     checkpoint is read.
     """
     from nemotron.training.distributed.parallel import destroy_distributed, init_distributed
-    from nemotron.training.export.hf import check_exportable, check_out_dir, export_hf
+    from nemotron.training.export.hf import check_exportable, check_out_dir
 
     check_out_dir(out_dir, overwrite)
     from nemotron.training.model.build import build_model
@@ -65,28 +106,19 @@ def export_checkpoint_hf(
     info, source, tokenizer_dir = checkpoint_and_tokenizer(ref_or_path, registry)
     model_cfg = unsplit_model_config(info)
     check_exportable(model_cfg)  # before loading gigabytes
-    tokenizer = (info.metadata.get("tokenizer") or {}).get("name_or_path")
-    if tokenizer_dir is None and tokenizer and Path(tokenizer).is_dir():
-        tokenizer_dir = Path(tokenizer)
     single = ParallelConfig()
     context = init_distributed(single)
     try:
         model = build_model(model_cfg, single, context.device)
         load_merged_weights(model, info)
-        metadata = {
-            "source": source,
-            "checkpoint": str(info.path),
-            "step": info.iteration,
-            "tokens_seen": (info.metadata.get("train_state") or {}).get("tokens_seen"),
-        }
-        return export_hf(
+        return export_loaded_hf(
             model,
             model_cfg,
+            info,
+            source,
             out_dir,
-            tokenizer_dir=tokenizer_dir,
+            tokenizer_dir=tokenizer_folder(info, tokenizer_dir),
             dtype=dtype,
-            metadata=metadata,
-            eod_id=(info.metadata.get("tokenizer") or {}).get("eod_id"),
             overwrite=overwrite,
         )
     finally:

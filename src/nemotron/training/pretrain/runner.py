@@ -51,7 +51,7 @@ def _tokenizer_info(cfg: PretrainConfig, registry: FileRegistry, datasets: GPTDa
         return TokenizerInfo(name_or_path=cfg.tokenizer, backend="huggingface")
     if datasets.source.ref is None:
         return None
-    return registry.resolve(datasets.source.ref).typed_metadata().tokenizer
+    return registry.resolve(datasets.source.ref).tokenizer()
 
 
 def gpt_data(cfg: PretrainConfig) -> Callable[[DataRequest], StageData]:

@@ -6,7 +6,7 @@ from nemotron.artifacts import FileRegistry, default_registry_root
 from nemotron.config.errors import ConfigError
 from nemotron.env import Profile
 from nemotron.training.rl.config import RlConfig
-from nemotron.training.run.preflight import check_checkpoint_dir, check_training_run
+from nemotron.training.run.preflight import check_checkpoint_dir, check_training_run, data_tokenizer_notes
 
 
 def check_rl(cfg: RlConfig, profile: Profile) -> list[str]:
@@ -24,12 +24,9 @@ def check_rl(cfg: RlConfig, profile: Profile) -> list[str]:
             f"model and whole sequences in each process (got {cfg.parallel.pipeline} / {cfg.parallel.context})"
         )
     inputs = resolve_inputs(cfg, FileRegistry(default_registry_root()))
-    tokenizer = inputs.tokenizer
-    if tokenizer is not None and tokenizer.vocab_size is not None and tokenizer.vocab_size > cfg.model.vocab_size:
-        raise ConfigError(
-            f"{inputs.data.ref} was tokenized with a vocabulary of {tokenizer.vocab_size} but the model "
-            f"({inputs.start_source}) has {cfg.model.vocab_size}; prepare the RL data with the model's tokenizer"
-        )
+    notes = data_tokenizer_notes(
+        inputs.data.ref, inputs.tokenizer, inputs.start, inputs.start_source, cfg.model.vocab_size, "RL"
+    )
     meta = inputs.data.typed_metadata()
     if isinstance(meta, RLDataMeta):
         check_verifier_names(sorted(meta.verifiers))
@@ -41,4 +38,4 @@ def check_rl(cfg: RlConfig, profile: Profile) -> list[str]:
                 "generation.max_new_tokens or prepare the data with a smaller max_prompt_tokens"
             )
     check_training_run(cfg, profile)
-    return check_checkpoint_dir(cfg, profile)
+    return notes + check_checkpoint_dir(cfg, profile)

@@ -102,9 +102,14 @@ class TrainingRunConfig:
         return self.artifact_name or self.run_name
 
 
+def run_folder(run_name: str, artifacts_root: Path) -> Path:
+    """The folder of run `run_name` (any stage's: checkpoints, caches, reports): `runs/` next to the registry."""
+    return artifacts_root.expanduser().resolve().parent / "runs" / run_name
+
+
 def run_dir(cfg: TrainingRunConfig, artifacts_root: Path) -> Path:
     """The run's folder (checkpoints, TensorBoard, data index caches): next to the artifact registry."""
-    return artifacts_root.expanduser().resolve().parent / "runs" / cfg.run_name
+    return run_folder(cfg.run_name, artifacts_root)
 
 
 def checkpoint_dir(cfg: TrainingRunConfig, artifacts_root: Path) -> Path:

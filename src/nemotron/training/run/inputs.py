@@ -23,20 +23,23 @@ class StageInputs:
 
     @property
     def tokenizer(self) -> TokenizerInfo | None:
-        tokenizer = getattr(self.data.typed_metadata(), "tokenizer", None)
-        return tokenizer if isinstance(tokenizer, TokenizerInfo) else None
+        return self.data.tokenizer()
 
     def split_file(self, split: str) -> Path | None:
         return self.data.file(split) if split in self.data.files else None
 
     def hf_tokenizer(self) -> Any | None:
         """The data's Hugging Face tokenizer when its folder is on this machine, else None."""
-        tokenizer = self.tokenizer
-        if tokenizer is None or not Path(tokenizer.name_or_path).is_dir():
-            return None
-        from transformers import AutoTokenizer
+        return load_hf_tokenizer(self.tokenizer)
 
-        return AutoTokenizer.from_pretrained(tokenizer.name_or_path)
+
+def load_hf_tokenizer(tokenizer: TokenizerInfo | None) -> Any | None:
+    """The Hugging Face tokenizer `tokenizer` names when it is a folder on this machine, else None."""
+    if tokenizer is None or not Path(tokenizer.name_or_path).is_dir():
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tokenizer.name_or_path)
 
 
 def resolve_stage_inputs(data_ref: str, model_ref: str, kind: ArtifactKind, registry: FileRegistry) -> StageInputs:

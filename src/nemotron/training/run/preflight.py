@@ -5,9 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from nemotron.artifacts.kinds import TokenizerInfo
 from nemotron.config import ConfigError
 from nemotron.env import Profile
 from nemotron.paths import unwritable_reason
+from nemotron.training.checkpoint.layout import CheckpointInfo
 from nemotron.training.model.config import ModelConfig, ParallelConfig, data_parallel_size, validate
 from nemotron.training.optim.lr_schedules import LRScheduleConfig, validate_schedule
 from nemotron.training.run.config import TrainingRunConfig, TrainSection
@@ -56,3 +58,30 @@ def check_checkpoint_dir(cfg: TrainingRunConfig, profile: Profile) -> list[str]:
         f"config key 'checkpoint.dir': cannot save checkpoints in {folder}: {problem}. "
         "Choose a folder you can write, or null for the run's folder."
     )
+
+
+def data_tokenizer_notes(
+    data_ref: str,
+    tokenizer: TokenizerInfo | None,
+    model: CheckpointInfo,
+    model_source: str,
+    model_vocab_size: int,
+    data_kind: str,
+) -> list[str]:
+    """ConfigError when data `data_ref` (`data_kind`, e.g. "SFT") was tokenized with more token ids than the
+    model (checkpoint `model` of `model_source`, `model_vocab_size` ids) has; a note when the tokenizers'
+    names differ."""
+    if tokenizer is None:
+        return []
+    if tokenizer.vocab_size is not None and tokenizer.vocab_size > model_vocab_size:
+        raise ConfigError(
+            f"{data_ref} was tokenized with a vocabulary of {tokenizer.vocab_size} but the model "
+            f"({model_source}) has {model_vocab_size}; prepare the {data_kind} data with the model's tokenizer"
+        )
+    model_tokenizer = (model.metadata.get("tokenizer") or {}).get("name_or_path")
+    if model_tokenizer and model_tokenizer != tokenizer.name_or_path:
+        return [
+            f"the tokenizer of {data_ref} ({tokenizer.name_or_path}) is not the one the model ({model_source}) was "
+            f"trained with ({model_tokenizer}); they must assign the same ids"
+        ]
+    return []

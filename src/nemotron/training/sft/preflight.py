@@ -5,7 +5,7 @@ from __future__ import annotations
 from nemotron.artifacts import FileRegistry, default_registry_root
 from nemotron.config.errors import ConfigError
 from nemotron.env import Profile
-from nemotron.training.run.preflight import check_checkpoint_dir, check_training_run
+from nemotron.training.run.preflight import check_checkpoint_dir, check_training_run, data_tokenizer_notes
 from nemotron.training.sft.config import SftConfig, with_budget
 from nemotron.training.sft.inputs import SftInputs, resolve_inputs
 
@@ -37,18 +37,6 @@ def check_sft(cfg: SftConfig, profile: Profile) -> list[str]:
 
 def _tokenizer_notes(cfg: SftConfig, inputs: SftInputs) -> list[str]:
     """ConfigError when the data's token ids cannot be the model's; a note when the tokenizers' names differ."""
-    data_tokenizer = inputs.tokenizer
-    if data_tokenizer is None:
-        return []
-    if data_tokenizer.vocab_size is not None and data_tokenizer.vocab_size > cfg.model.vocab_size:
-        raise ConfigError(
-            f"{inputs.data.ref} was tokenized with a vocabulary of {data_tokenizer.vocab_size} but the model "
-            f"({inputs.start_source}) has {cfg.model.vocab_size}; prepare the SFT data with the model's tokenizer"
-        )
-    model_tokenizer = (inputs.start.metadata.get("tokenizer") or {}).get("name_or_path")
-    if model_tokenizer and model_tokenizer != data_tokenizer.name_or_path:
-        return [
-            f"the data's tokenizer ({data_tokenizer.name_or_path}) is not the one the model was trained with "
-            f"({model_tokenizer}); they must assign the same ids"
-        ]
-    return []
+    return data_tokenizer_notes(
+        inputs.data.ref, inputs.tokenizer, inputs.start, inputs.start_source, cfg.model.vocab_size, "SFT"
+    )
