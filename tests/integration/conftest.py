@@ -13,6 +13,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 SFT_PACK_SIZE = 64  # the small pretrained model's sequence length (conftest's small_pretrain)
 
 
+@pytest.fixture
+def no_inherited_secrets(monkeypatch) -> None:
+    """No W&B or Hugging Face credentials, and no W&B project, from the environment the tests run in."""
+    for name in ("WANDB_API_KEY", "HF_TOKEN", "NEMOTRON_WANDB_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def base_model_commands(small_pretrain: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
     """The CLI calls that publish `base:v1`: 20 steps of the small 64-token model on the tiny corpus."""
     return (

@@ -4,25 +4,15 @@ are listed in the dry run instead."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
+from launch_refusal import rejected
 
 pytestmark = pytest.mark.integration
 
 PREP = ("nano3", "data", "prep", "pretrain")
 PRETRAIN = ("nano3", "pretrain")
-
-
-def rejected(done: subprocess.CompletedProcess) -> str:
-    """The one `error:` line of a run refused at launch."""
-    output = done.stdout + done.stderr
-    assert done.returncode == 2, output
-    assert "Traceback" not in output and "submitted" not in output
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, done.stderr
-    return errors[0]
 
 
 def test_data_prep_dry_run_checks_the_job_checks(run_cli, nemotron_home, tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_inherited_secrets")]
 
 PREP = ("nano3", "data", "prep", "pretrain", "-c", "tiny")
 PRETRAIN = ("nano3", "pretrain", "-c", "tiny")
@@ -22,12 +22,6 @@ VALIDATION = re.compile(r"^validation at step (\d+): loss ([0-9.]+)", re.MULTILI
 def small(small_pretrain) -> tuple[str, ...]:
     """The shared small model (conftest's small_pretrain) with this module's settings."""
     return (*small_pretrain, "lr.warmup_iters=5", "guard.warmup_steps=5", "sample.tokens=8")
-
-
-@pytest.fixture(autouse=True)
-def _no_inherited_secrets(monkeypatch):
-    for name in ("WANDB_API_KEY", "HF_TOKEN", "NEMOTRON_WANDB_PROJECT"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

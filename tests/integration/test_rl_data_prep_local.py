@@ -4,26 +4,16 @@ that reuses them, and launch checks that refuse a missing blend or an unknown de
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
+from launch_refusal import rejected
 
 pytestmark = pytest.mark.integration
 
 PREP_RL = ("nano3", "data", "prep", "rl")
 ARTIFACT = "nano3-rl-data-tiny"
 RL_TINY = Path(__file__).resolve().parents[2] / "recipes" / "nano3" / "assets" / "rl-tiny"
-
-
-def rejected(done: subprocess.CompletedProcess) -> str:
-    """The one `error:` line of a run refused at launch."""
-    output = done.stdout + done.stderr
-    assert done.returncode == 2, output
-    assert "Traceback" not in output and "submitted" not in output
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, done.stderr
-    return errors[0]
 
 
 def test_tiny_rl_prompts_are_published_split_by_verifier_and_reused(run_cli, nemotron_home):

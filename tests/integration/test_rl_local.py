@@ -14,16 +14,10 @@ import re
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_inherited_secrets")]
 
 STEP = re.compile(r"^progress: (\d+)/\d+ steps, loss (\S+) .*?reward_mean (\S+)", re.MULTILINE)
 HELD_OUT = re.compile(r"^validation at step (\d+): held_out_accuracy (\S+)", re.MULTILINE)
-
-
-@pytest.fixture(autouse=True)
-def _no_inherited_secrets(monkeypatch):
-    for name in ("WANDB_API_KEY", "HF_TOKEN", "NEMOTRON_WANDB_PROJECT"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def rl(run_cli, *overrides: str):

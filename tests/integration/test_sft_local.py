@@ -15,17 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_inherited_secrets")]
 
 STEP = re.compile(r"^progress: (\d+)/\d+ steps, loss ([0-9.]+)", re.MULTILINE)
 VALIDATION = re.compile(r"^validation at step (\d+): loss ([0-9.]+)", re.MULTILINE)
 SFT = ("nano3", "sft", "-c", "tiny")
-
-
-@pytest.fixture(autouse=True)
-def _no_inherited_secrets(monkeypatch):
-    for name in ("WANDB_API_KEY", "HF_TOKEN", "NEMOTRON_WANDB_PROJECT"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def sft(run_cli, *overrides: str):

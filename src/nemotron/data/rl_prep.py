@@ -18,11 +18,10 @@ from nemotron.data.bad_records import check_bad_records, keep_examples
 from nemotron.data.blend_spec import BlendSpec
 from nemotron.data.chat_template import ChatTemplate
 from nemotron.data.errors import DataError
-from nemotron.data.receipts import refuse_other_settings
+from nemotron.data.record_shards import run_record_shards
 from nemotron.data.rl_shard import SUFFIX, RenderPrompts, RlReceipt, RlSettings, valid_rl_receipt
 from nemotron.data.shard_plan import WorkItem, plan_work
-from nemotron.data.shard_runner import ShardJob, ShardRun, plan_receipts, run_shards
-from nemotron.data.sources import is_structured
+from nemotron.data.shard_runner import ShardRun, plan_receipts
 from nemotron.data.splits import SPLITS
 from nemotron.data.tokenizer import TextTokenizer
 from nemotron.storage_errors import storage_errors
@@ -84,25 +83,17 @@ def run_rl_shards(
 ) -> ShardRun[RlReceipt]:
     """Render the planned items that `only(index)` selects and that lack a valid receipt (workers load
     their tokenizer with `load_tokenizer`, which must be picklable)."""
-    items = plan_work(request.blend, request.num_shards)
-    for item in items:
-        for rng in item.ranges:
-            if not is_structured(rng.path):
-                raise DataError(
-                    f"dataset {item.dataset}: {rng.path} is a plain text file; RL data prep reads prompt records "
-                    "from JSONL (.jsonl, .json, optionally .gz), Parquet or hf:// datasets: fix 'path' in the blend"
-                )
-    refuse_other_settings(request.data_dir, request.settings.settings_hash)
-    specs = {spec.name: spec for spec in request.blend.datasets}
-    job = ShardJob(
+    return run_record_shards(
+        request,
+        template,
         load_tokenizer,
-        RenderPrompts(specs, request.settings, template, request.data_dir),
+        RenderPrompts,
         lambda item: _valid(request, item),
-        request.workers,
-        request.force,
+        reads="RL data prep reads prompt records",
         records="prompts",
+        log=log,
+        only=only,
     )
-    return run_shards(items, job, log=log, only=only)
 
 
 def _valid(request: RlRequest, item: WorkItem) -> RlReceipt | None:

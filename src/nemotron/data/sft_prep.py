@@ -24,11 +24,10 @@ from nemotron.data.packing import (
     read_packed_parquet,
     write_packed_parquet,
 )
-from nemotron.data.receipts import refuse_other_settings
+from nemotron.data.record_shards import run_record_shards
 from nemotron.data.sft_shard import SUFFIX, RenderItem, SftReceipt, SftSettings, valid_sft_receipt
 from nemotron.data.shard_plan import WorkItem, plan_work
-from nemotron.data.shard_runner import ShardJob, ShardRun, plan_receipts, run_shards
-from nemotron.data.sources import is_structured
+from nemotron.data.shard_runner import ShardRun, plan_receipts
 from nemotron.data.splits import SPLITS
 from nemotron.data.tokenizer import TextTokenizer
 
@@ -75,25 +74,17 @@ def run_sft_shards(
 ) -> ShardRun[SftReceipt]:
     """Render the planned items that `only(index)` selects and that lack a valid receipt (workers load
     their tokenizer with `load_tokenizer`, which must be picklable)."""
-    items = plan_work(request.blend, request.num_shards)
-    for item in items:
-        for rng in item.ranges:
-            if not is_structured(rng.path):
-                raise DataError(
-                    f"dataset {item.dataset}: {rng.path} is a plain text file; SFT data prep reads chat records "
-                    "from JSONL (.jsonl, .json, optionally .gz), Parquet or hf:// datasets: fix 'path' in the blend"
-                )
-    refuse_other_settings(request.data_dir, request.settings.settings_hash)
-    specs = {spec.name: spec for spec in request.blend.datasets}
-    job = ShardJob(
+    return run_record_shards(
+        request,
+        template,
         load_tokenizer,
-        RenderItem(specs, request.settings, template, request.data_dir),
+        RenderItem,
         lambda item: _valid(request, item),
-        request.workers,
-        request.force,
+        reads="SFT data prep reads chat records",
         records="conversations",
+        log=log,
+        only=only,
     )
-    return run_shards(items, job, log=log, only=only)
 
 
 def _valid(request: SftRequest, item: WorkItem) -> SftReceipt | None:

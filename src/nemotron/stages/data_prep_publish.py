@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from nemotron.artifacts import Artifact, ArtifactError, ArtifactKind, FileRegistry
+from nemotron.artifacts import Artifact, ArtifactError, ArtifactKind, FileRegistry, Lineage
 from nemotron.artifacts.file_registry import Staging
 from nemotron.artifacts.kinds import (
     LengthStats,
@@ -171,18 +171,10 @@ def publish_sft_data(
             "blend_source": str(request.blend.source),
         },
     )
+    packages = ("nemotron", "tokenizers", "transformers", "jinja2", "pyarrow", "numpy")
+    lineage = _chat_lineage(context, stage, request, tokenizer, packages)
     return publish_with_mirrors(
-        registry,
-        mirrors,
-        staging,
-        kind=ArtifactKind.SFT_DATA,
-        lineage=context.lineage(
-            stage,
-            (*(d.path for d in request.blend.datasets), f"tokenizer:{tokenizer.name_or_path}"),
-            ("nemotron", "tokenizers", "transformers", "jinja2", "pyarrow", "numpy"),
-        ),
-        metadata=metadata,
-        files=result.files,
+        registry, mirrors, staging, kind=ArtifactKind.SFT_DATA, lineage=lineage, metadata=metadata, files=result.files
     )
 
 
@@ -227,19 +219,22 @@ def publish_rl_data(
             "blend_source": str(request.blend.source),
         },
     )
+    lineage = _chat_lineage(context, stage, request, tokenizer, ("nemotron", "tokenizers", "transformers", "jinja2"))
     return publish_with_mirrors(
-        registry,
-        mirrors,
-        staging,
-        kind=ArtifactKind.RL_DATA,
-        lineage=context.lineage(
-            stage,
-            (*(d.path for d in request.blend.datasets), f"tokenizer:{tokenizer.name_or_path}"),
-            ("nemotron", "tokenizers", "transformers", "jinja2"),
-        ),
-        metadata=metadata,
-        files=result.files,
+        registry, mirrors, staging, kind=ArtifactKind.RL_DATA, lineage=lineage, metadata=metadata, files=result.files
     )
+
+
+def _chat_lineage(
+    context: JobContext,
+    stage: str,
+    request: SftRequest | RlRequest,
+    tokenizer: TextTokenizer,
+    packages: tuple[str, ...],
+) -> Lineage:
+    """A chat prep's lineage: the blend's datasets and the tokenizer, and the versions of `packages`."""
+    inputs = (*(d.path for d in request.blend.datasets), f"tokenizer:{tokenizer.name_or_path}")
+    return context.lineage(stage, inputs, packages)
 
 
 def _prompt_counts(split: PromptSplit) -> RecordCounts:

@@ -13,89 +13,62 @@ from typing import TYPE_CHECKING
 from nemotron.stages.data_prep_rl_config import DataPrepRlConfig
 
 if TYPE_CHECKING:
-    from nemotron.artifacts import FileRegistry
-    from nemotron.artifacts.mirrors import Mirror
     from nemotron.data.chat_template import ChatTemplate
     from nemotron.data.rl_prep import RlRequest
+    from nemotron.data.rl_shard import RlReceipt
+    from nemotron.data.shard_runner import ShardRun
     from nemotron.data.tokenizer import TextTokenizer
-    from nemotron.stages.runtime import JobContext
+    from nemotron.stages.data_prep_flow import DataPrepStart
 
 STAGE = "data-prep-rl"
 
 
 def main(argv: list[str] | None = None) -> None:
-    import time
-
-    from nemotron.artifacts import FileRegistry, default_registry_root
-    from nemotron.artifacts.mirrors import mirrors_from_environment
-    from nemotron.data.chat_template import load_chat_template
-    from nemotron.data.tokenizer import load_tokenizer
     from nemotron.data.verifiers import VerifierError, check_verifier_names
+    from nemotron.stages.data_prep_flow import load_chat_prep, open_data_prep
     from nemotron.stages.data_prep_folder import writing_data_folder
-    from nemotron.stages.data_prep_request import tokenizer_fingerprint
     from nemotron.stages.data_prep_rl_request import build_rl_request
-    from nemotron.stages.runtime import load_stage_config
 
-    config, context = load_stage_config(argv, DataPrepRlConfig, "data_prep_rl", phases=("shards", "finalize"))
-    mirrors = mirrors_from_environment() if context.phase != "shards" else []  # fail early, not after hours
-    started = time.perf_counter()
+    start = open_data_prep(argv, DataPrepRlConfig, "data_prep_rl")
+    config = start.config
     try:  # what a record without `verifier` gets: resolved here, where the job runs (its modules, math-verify)
         check_verifier_names([config.default_verifier.strip()])
     except VerifierError as err:
         raise VerifierError(f"config key 'default_verifier': {err}") from None
-    registry = FileRegistry(default_registry_root())
-    tokenizer = load_tokenizer(config.tokenizer.name_or_path, backend="huggingface")
-    template = load_chat_template(config.chat_template, config.tokenizer.name_or_path)
-    request = build_rl_request(
-        config, registry.root, template.template_hash, tokenizer_fingerprint(config.tokenizer.name_or_path)
-    )
-    print(
-        f"rl data prep: {len(request.blend.datasets)} dataset(s) from {request.blend.source}, tokenizer "
-        f"{config.tokenizer.name_or_path}, chat template {template.source}, data folder {request.data_dir}",
-        flush=True,
-    )
-    log = lambda message: print(message, flush=True)  # noqa: E731
+    tokenizer, template, request = load_chat_prep(config, start.registry.root, build_rl_request, "rl")
     with writing_data_folder(request.data_dir, config.output_dir, "rl data prep shards"):  # one writer: a lease
-        _prepare(config, request, template, tokenizer, context, registry, mirrors, started, log)
+        _prepare(start, request, template, tokenizer)
 
 
 def _prepare(
-    config: DataPrepRlConfig,
-    request: RlRequest,
-    template: ChatTemplate,
-    tokenizer: TextTokenizer,
-    context: JobContext,
-    registry: FileRegistry,
-    mirrors: list[Mirror],
-    started: float,
-    log: Callable[[str], None],
+    start: DataPrepStart[DataPrepRlConfig], request: RlRequest, template: ChatTemplate, tokenizer: TextTokenizer
 ) -> None:
     """Render this job's shards (all of them, or an array task's share), then join the splits, and publish
     when they changed."""
     from nemotron.artifacts.file_registry import ROOT_SETTING
     from nemotron.data.rl_prep import finalize_rl, run_rl_shards
-    from nemotron.data.rl_shard import RlReceipt
-    from nemotron.data.shard_runner import ShardRun
+    from nemotron.stages.data_prep_flow import log_line, run_job_shards
     from nemotron.stages.data_prep_publish import publish_if_changed, publish_rl_data
 
-    shards: ShardRun[RlReceipt] = ShardRun()
-    if context.phase in (None, "shards"):
-        task, tasks = context.array_index, context.array_count
+    def run(only: Callable[[int], bool]) -> ShardRun[RlReceipt]:
         load = tokenizer.spec(threads=1).load  # picklable: each worker loads its own copy
-        shards = run_rl_shards(request, template, load, log=log, only=lambda i: i % tasks == task)
-        if context.phase == "shards":
-            print(f"array task {task + 1}/{tasks}: {shards.done_now} shard(s) rendered", flush=True)
-            return
-    name = config.artifact_name
+        return run_rl_shards(request, template, load, log=log_line, only=only)
+
+    shards = run_job_shards(start.context, run, "rendered")
+    if shards is None:
+        return
+    registry, name = start.registry, start.config.artifact_name
     with registry.staging(name) as staging:  # removed unless published: a failure leaves no partial files
-        result = finalize_rl(request, staging.path, shards, started, log=log, out_setting=ROOT_SETTING)
+        result = finalize_rl(request, staging.path, shards, start.started, log=log_line, out_setting=ROOT_SETTING)
         artifact = publish_if_changed(
             registry,
             name,
             request.settings.settings_hash,
             {split: staging.path / file for split, file in result.files.items()},
             request.force,
-            lambda: publish_rl_data(registry, mirrors, staging, request, result, (template, tokenizer), context, STAGE),
+            lambda: publish_rl_data(
+                registry, start.mirrors, staging, request, result, (template, tokenizer), start.context, STAGE
+            ),
         )
     if artifact is None:
         return

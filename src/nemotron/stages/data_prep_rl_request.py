@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nemotron.stages.data_prep_request import (
-    check_chat_template_source,
-    check_prep_inputs,
-    data_folder,
-    dataset_identities,
-    default_workers,
-    hash_settings,
-)
+from nemotron.stages.chat_prep_request import build_chat_request, check_chat_inputs
 
 if TYPE_CHECKING:
     from nemotron.data.rl_prep import RlRequest
@@ -26,27 +18,21 @@ PROMPT_FIELD = "messages"
 
 def build_rl_request(config: DataPrepRlConfig, registry_root: Path, template_hash: str, tokenizer: str) -> RlRequest:
     """The run's request; `tokenizer` is the tokenizer's fingerprint (data_prep_request.tokenizer_fingerprint)."""
-    from nemotron.data.blend_spec import load_blend_spec
     from nemotron.data.rl_prep import RlRequest
     from nemotron.data.rl_shard import RlSettings
-    from nemotron.data.splits import SplitFractions
 
-    blend = load_blend_spec(config.blend_path, default_text_field=PROMPT_FIELD)
-    fractions = SplitFractions(config.split.valid_fraction, config.split.test_fraction, config.split.seed)
-    deciding = {  # what decides the shards' bytes
-        "datasets": dataset_identities(blend),
-        "tokenizer": tokenizer,
-        "chat_template": template_hash,
-        "split": asdict(config.split),
-        "max_prompt_tokens": config.max_prompt_tokens,
-        "default_verifier": config.default_verifier,
-        "num_shards": config.num_shards,
-    }
-    settings_hash = hash_settings(deciding)
-    settings = RlSettings(fractions, config.max_prompt_tokens, config.default_verifier.strip(), settings_hash)
-    data_dir = data_folder(config.output_dir, registry_root, config.artifact_name, settings_hash)
-    workers = default_workers(config.workers)
-    return RlRequest(blend, settings, data_dir, config.num_shards, workers, config.force, config.max_bad_records)
+    deciding = {"max_prompt_tokens": config.max_prompt_tokens, "default_verifier": config.default_verifier}
+    verifier = config.default_verifier.strip()
+    return build_chat_request(
+        config,
+        registry_root,
+        PROMPT_FIELD,
+        template_hash,
+        tokenizer,
+        deciding,
+        lambda fractions, settings_hash: RlSettings(fractions, config.max_prompt_tokens, verifier, settings_hash),
+        RlRequest,
+    )
 
 
 def check_rl_inputs(config: DataPrepRlConfig, profile: Profile) -> list[str]:
@@ -60,9 +46,7 @@ def check_rl_inputs(config: DataPrepRlConfig, profile: Profile) -> list[str]:
     """
     from nemotron.data.verifiers import BUILTIN_VERIFIERS, VerifierError, check_verifier_names
 
-    tokenizer = config.tokenizer.name_or_path
-    notes = check_prep_inputs(config.blend_path, PROMPT_FIELD, tokenizer, config.output_dir, profile)
-    notes += check_chat_template_source(config.chat_template, tokenizer, profile)
+    notes = check_chat_inputs(config, PROMPT_FIELD, profile)
     verifier = config.default_verifier.strip()
     try:
         check_verifier_names([verifier])

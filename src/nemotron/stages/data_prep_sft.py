@@ -13,76 +13,47 @@ from typing import TYPE_CHECKING
 from nemotron.stages.data_prep_sft_config import DataPrepSftConfig
 
 if TYPE_CHECKING:
-    from nemotron.artifacts import FileRegistry
-    from nemotron.artifacts.mirrors import Mirror
     from nemotron.data.chat_template import ChatTemplate
     from nemotron.data.sft_prep import SftRequest
+    from nemotron.data.sft_shard import SftReceipt
+    from nemotron.data.shard_runner import ShardRun
     from nemotron.data.tokenizer import TextTokenizer
-    from nemotron.stages.runtime import JobContext
+    from nemotron.stages.data_prep_flow import DataPrepStart
 
 STAGE = "data-prep-sft"
 
 
 def main(argv: list[str] | None = None) -> None:
-    import time
-
-    from nemotron.artifacts import FileRegistry, default_registry_root
-    from nemotron.artifacts.mirrors import mirrors_from_environment
-    from nemotron.data.chat_template import load_chat_template
-    from nemotron.data.tokenizer import load_tokenizer
+    from nemotron.stages.data_prep_flow import load_chat_prep, open_data_prep
     from nemotron.stages.data_prep_folder import writing_data_folder
-    from nemotron.stages.data_prep_request import tokenizer_fingerprint
     from nemotron.stages.data_prep_sft_request import build_sft_request
-    from nemotron.stages.runtime import load_stage_config
 
-    config, context = load_stage_config(argv, DataPrepSftConfig, "data_prep_sft", phases=("shards", "finalize"))
-    mirrors = mirrors_from_environment() if context.phase != "shards" else []  # fail early, not after hours
-    started = time.perf_counter()
-    registry = FileRegistry(default_registry_root())
-    tokenizer = load_tokenizer(config.tokenizer.name_or_path, backend="huggingface")
-    template = load_chat_template(config.chat_template, config.tokenizer.name_or_path)
-    request = build_sft_request(
-        config, registry.root, template.template_hash, tokenizer_fingerprint(config.tokenizer.name_or_path)
-    )
-    print(
-        f"sft data prep: {len(request.blend.datasets)} dataset(s) from {request.blend.source}, tokenizer "
-        f"{config.tokenizer.name_or_path}, chat template {template.source}, data folder {request.data_dir}",
-        flush=True,
-    )
-    log = lambda message: print(message, flush=True)  # noqa: E731
+    start = open_data_prep(argv, DataPrepSftConfig, "data_prep_sft")
+    config = start.config
+    tokenizer, template, request = load_chat_prep(config, start.registry.root, build_sft_request, "sft")
     with writing_data_folder(request.data_dir, config.output_dir, "sft data prep shards"):  # one writer: a lease
-        _prepare(config, request, template, tokenizer, context, registry, mirrors, started, log)
+        _prepare(start, request, template, tokenizer)
 
 
 def _prepare(
-    config: DataPrepSftConfig,
-    request: SftRequest,
-    template: ChatTemplate,
-    tokenizer: TextTokenizer,
-    context: JobContext,
-    registry: FileRegistry,
-    mirrors: list[Mirror],
-    started: float,
-    log: Callable[[str], None],
+    start: DataPrepStart[DataPrepSftConfig], request: SftRequest, template: ChatTemplate, tokenizer: TextTokenizer
 ) -> None:
     """Render this job's shards (all of them, or an array task's share), then pack, and publish when changed."""
     from nemotron.artifacts.file_registry import ROOT_SETTING
     from nemotron.data.sft_prep import finalize_sft, run_sft_shards
-    from nemotron.data.sft_shard import SftReceipt
-    from nemotron.data.shard_runner import ShardRun
+    from nemotron.stages.data_prep_flow import log_line, run_job_shards
     from nemotron.stages.data_prep_publish import publish_if_changed, publish_sft_data
 
-    shards: ShardRun[SftReceipt] = ShardRun()
-    if context.phase in (None, "shards"):
-        task, tasks = context.array_index, context.array_count
+    def run(only: Callable[[int], bool]) -> ShardRun[SftReceipt]:
         load = tokenizer.spec(threads=1).load  # picklable: each worker loads its own copy
-        shards = run_sft_shards(request, template, load, log=log, only=lambda i: i % tasks == task)
-        if context.phase == "shards":
-            print(f"array task {task + 1}/{tasks}: {shards.done_now} shard(s) rendered", flush=True)
-            return
-    name = config.artifact_name
+        return run_sft_shards(request, template, load, log=log_line, only=only)
+
+    shards = run_job_shards(start.context, run, "rendered")
+    if shards is None:
+        return
+    registry, name = start.registry, start.config.artifact_name
     with registry.staging(name) as staging:  # removed unless published: a failure leaves no partial files
-        result = finalize_sft(request, staging.path, shards, started, log=log, out_setting=ROOT_SETTING)
+        result = finalize_sft(request, staging.path, shards, start.started, log=log_line, out_setting=ROOT_SETTING)
         packed = {split: staging.path / file for split, file in result.files.items()}
         artifact = publish_if_changed(
             registry,
@@ -91,7 +62,7 @@ def _prepare(
             packed,
             request.force,
             lambda: publish_sft_data(
-                registry, mirrors, staging, request, result, (template, tokenizer), context, STAGE
+                registry, start.mirrors, staging, request, result, (template, tokenizer), start.context, STAGE
             ),
         )
     if artifact is None:

@@ -18,26 +18,16 @@ STAGE = "rl"
 
 
 def main(argv: list[str] | None = None) -> None:
-    from nemotron.artifacts import FileRegistry, default_registry_root
-    from nemotron.artifacts.mirrors import mirrors_from_environment
-    from nemotron.stages.runtime import load_stage_config
-    from nemotron.stages.training_outcome import checkpoint_publisher, conclude
+    from nemotron.stages.training_outcome import conclude
+    from nemotron.stages.training_start import open_training_stage
     from nemotron.training.rl.runner import resolve_inputs, run_rl
-    from nemotron.training.run.session import RunIdentity
 
-    config, context = load_stage_config(argv, RlConfig, "rl")
-    mirrors = mirrors_from_environment()  # fail early, not after hours of training
-    registry = FileRegistry(default_registry_root())
-    inputs = resolve_inputs(config, registry)
-    evaluation: dict[str, Any] = {}  # filled before the final checkpoint is published
-    publish = checkpoint_publisher(
-        registry, mirrors, config.model_artifact_name, context, STAGE, (inputs.start_source,), evaluation
-    )
-    identity = RunIdentity(STAGE, context.job_name, context.config_sha256)
-    result = run_rl(config, inputs, identity, registry, on_checkpoint=publish)
+    start = open_training_stage(argv, RlConfig, STAGE, resolve_inputs)
+    config, evaluation = start.config, start.evaluation
+    result = run_rl(config, start.inputs, start.identity, start.registry, on_checkpoint=start.publish)
     if result.report is not None:
         evaluation.update(held_out_summary(config, result.report, result.report_at_start))
-    if conclude(result, publish) and result.report is not None:
+    if conclude(result, start.publish) and result.report is not None:
         before = evaluation.get("accuracy_at_start")
         shown = f" ({before:.0%} before RL)" if before is not None else ""
         print(

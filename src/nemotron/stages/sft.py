@@ -18,27 +18,17 @@ STAGE = "sft"
 
 
 def main(argv: list[str] | None = None) -> None:
-    from nemotron.artifacts import FileRegistry, default_registry_root
-    from nemotron.artifacts.mirrors import mirrors_from_environment
-    from nemotron.stages.runtime import load_stage_config
-    from nemotron.stages.training_outcome import checkpoint_publisher, conclude
-    from nemotron.training.run.session import RunIdentity
+    from nemotron.stages.training_outcome import conclude
+    from nemotron.stages.training_start import open_training_stage
     from nemotron.training.sft.inputs import resolve_inputs
     from nemotron.training.sft.runner import run_sft
 
-    config, context = load_stage_config(argv, SftConfig, "sft")
-    mirrors = mirrors_from_environment()  # fail early, not after hours of training
-    registry = FileRegistry(default_registry_root())
-    inputs = resolve_inputs(config, registry)
-    evaluation: dict[str, Any] = {}  # filled before the final checkpoint is published
-    publish = checkpoint_publisher(
-        registry, mirrors, config.model_artifact_name, context, STAGE, (inputs.start_source,), evaluation
-    )
-    identity = RunIdentity(STAGE, context.job_name, context.config_sha256)
-    result = run_sft(config, inputs, identity, registry, on_checkpoint=publish)
+    start = open_training_stage(argv, SftConfig, STAGE, resolve_inputs)
+    config, evaluation = start.config, start.evaluation
+    result = run_sft(config, start.inputs, start.identity, start.registry, on_checkpoint=start.publish)
     if result.report:
         evaluation.update(answers_summary(config, result.report, result.report_at_start))
-    if conclude(result, publish) and result.report:
+    if conclude(result, start.publish) and result.report:
         before = evaluation.get("exact_match_at_start")
         shown = f" ({before:.0%} before fine-tuning)" if before is not None else ""
         print(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -90,13 +88,9 @@ def test_cpu_refusals_happen_before_joining_a_group(no_torchrun):
 
 @pytest.mark.integration
 def test_two_process_gloo_data_parallel(tmp_path):
-    torchrun = Path(sys.executable).with_name("torchrun")
-    command = [str(torchrun), "--standalone", "--nproc_per_node", "2", __file__, str(tmp_path)]
-    if not torchrun.exists():
-        command = [sys.executable, "-m", "torch.distributed.run", *command[1:]]
-    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, f"torchrun failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    from two_ranks import run_two_ranks  # tests/training (conftest): not on the workers' path
+
+    run_two_ranks(__file__, tmp_path)
 
     reports = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(2)]
     assert [r["rank"] for r in reports] == [0, 1]

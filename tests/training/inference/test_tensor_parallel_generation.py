@@ -11,8 +11,6 @@ TP=2 groups itself; megatron-core's tensor-parallel layers and mappings themselv
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,7 +19,6 @@ import torch
 
 from nemotron.training.checkpoint.layout import checkpoint_name
 from nemotron.training.checkpoint.store import load_checkpoint, save_checkpoint
-from nemotron.training.distributed.parallel import TORCHRUN_VARS
 from nemotron.training.inference.backend import Completion, SamplingParams
 from nemotron.training.inference.megatron_backend import MegatronGenerator
 from nemotron.training.model.build import build_model
@@ -54,13 +51,9 @@ def _as_lists(completions: dict[str, list[Completion]]) -> dict[str, list[tuple[
 
 @pytest.mark.integration
 def test_tensor_parallel_ranks_sample_the_same_tokens_as_one_rank(tmp_path, dist_group):
-    torchrun = Path(sys.executable).with_name("torchrun")
-    command = [str(torchrun), "--standalone", "--nproc_per_node", "2", __file__, str(tmp_path)]
-    if not torchrun.exists():
-        command = [sys.executable, "-m", "torch.distributed.run", *command[1:]]
-    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, f"torchrun failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    from two_ranks import run_two_ranks  # tests/training (conftest): not on the workers' path
+
+    run_two_ranks(__file__, tmp_path)
     ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
     assert ranks[0] == ranks[1]
 

@@ -12,8 +12,6 @@ TP=2 groups itself; megatron-core's tensor-parallel layers and mappings themselv
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,7 +20,6 @@ import torch
 
 from nemotron.training.checkpoint.layout import checkpoint_name
 from nemotron.training.checkpoint.store import load_checkpoint, save_checkpoint
-from nemotron.training.distributed.parallel import TORCHRUN_VARS
 from nemotron.training.model.build import build_model
 from nemotron.training.model.config import ModelConfig, ParallelConfig
 from nemotron.training.model.lora import attach_lora
@@ -64,13 +61,9 @@ def _adapters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 @pytest.mark.integration
 def test_tensor_parallel_lora_matches_one_rank_and_reshards(tmp_path, dist_group):
-    torchrun = Path(sys.executable).with_name("torchrun")
-    command = [str(torchrun), "--standalone", "--nproc_per_node", "2", __file__, str(tmp_path)]
-    if not torchrun.exists():
-        command = [sys.executable, "-m", "torch.distributed.run", *command[1:]]
-    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, f"torchrun failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    from two_ranks import run_two_ranks  # tests/training (conftest): not on the workers' path
+
+    run_two_ranks(__file__, tmp_path)
     expected = torch.load(tmp_path / "logits.pt")
 
     model = build_model(MODEL, ParallelConfig(), "cpu")
