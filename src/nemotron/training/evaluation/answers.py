@@ -54,12 +54,7 @@ def score_answers(
 ) -> RlScores:
     """Greedy answers to every prompt, then `section.samples_per_prompt` sampled answers to each, scored."""
     stops = vocabulary.stop_ids
-    greedy = SamplingParams(section.max_new_tokens, 0.0, 1.0, stops, section.seed)
-
-    def generate(batch: Sequence[Sequence[int]]) -> list[list[int]]:
-        return [completion.token_ids for completion in backend.generate(batch, greedy)]
-
-    held_out = greedy_held_out(prompts, generate, score, vocabulary.decode)
+    held_out = greedy_held_out(prompts, backend, section.max_new_tokens, section.seed, score, vocabulary)
     k = section.samples_per_prompt
     if k == 0:
         return RlScores(len(prompts), held_out.accuracy, held_out.answers)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nemotron.training.inference.backend import GenerationBackend, SamplingParams
 from nemotron.training.inference.prompts import Prompt
 
 Scorer = Callable[[Prompt, list[int]], tuple[float, bool]]  # (prompt, completion ids) -> (reward, verifier failed)
@@ -65,16 +66,22 @@ class HeldOutResult:
 
 def greedy_held_out(
     prompts: Sequence[Prompt],
-    generate: Callable[[Sequence[Sequence[int]]], list[list[int]]],
+    backend: GenerationBackend,
+    max_new_tokens: int,
+    seed: int,
     score: Scorer,
-    decode: Callable[[Sequence[int]], str],
+    vocabulary: Vocabulary,
 ) -> HeldOutResult:
-    """Answer every prompt greedily (`generate`: prompts -> completion ids) and score each answer."""
+    """Answer every prompt greedily (ending at the vocabulary's stop ids) and score each answer."""
     if not prompts:
         return HeldOutResult(float("nan"), ())
-    completions = generate([p.prompt_ids for p in prompts])
+    params = SamplingParams(max_new_tokens, 0.0, 1.0, vocabulary.stop_ids, seed)
+    completions = backend.generate([p.prompt_ids for p in prompts], params)
     answers = []
-    for prompt, ids in zip(prompts, completions, strict=True):
-        reward, _ = score(prompt, ids)
-        answers.append(HeldOutAnswer(decode(prompt.prompt_ids), prompt.expected_answer, decode(ids), reward))
+    for prompt, completion in zip(prompts, completions, strict=True):
+        reward, _ = score(prompt, completion.token_ids)
+        decode = vocabulary.decode
+        answers.append(
+            HeldOutAnswer(decode(prompt.prompt_ids), prompt.expected_answer, decode(completion.token_ids), reward)
+        )
     return HeldOutResult(sum(a.reward for a in answers) / len(answers), tuple(answers))

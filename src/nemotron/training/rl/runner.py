@@ -174,15 +174,8 @@ def held_out_report(
     new_tokens = cfg.held_out.max_new_tokens or cfg.generation.max_new_tokens
 
     def report(model: torch.nn.Module, context: DistributedContext) -> HeldOutResult:
-        from nemotron.training.inference.backend import SamplingParams
-
-        params = SamplingParams(new_tokens, 0.0, 1.0, vocabulary.stop_ids, cfg.train.seed)
         generator = _generator(cfg, model, context.device)
-
-        def generate(batch: Sequence[Sequence[int]]) -> list[list[int]]:
-            return [c.token_ids for c in generator.generate(batch, params)]
-
-        return greedy_held_out(prompts, generate, scorer, vocabulary.decode)
+        return greedy_held_out(prompts, generator, new_tokens, cfg.train.seed, scorer, vocabulary)
 
     return report
 
