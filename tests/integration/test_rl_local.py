@@ -77,6 +77,16 @@ def test_grpo_samples_scores_checkpoints_publishes_and_resumes_on_the_same_promp
     assert [rewards(first.stdout)[s] for s in (1, 2, 3, 4)] == [logged[s] for s in (1, 2, 3, 4)]
 
 
+def test_the_kl_reference_is_the_starting_model(run_cli, rl_inputs):
+    """With a KL coefficient the frozen reference is built from the start checkpoint: before the first update
+    the policy is that model, so the first step's KL is 0 (a wrongly loaded reference would show here)."""
+    done = rl(run_cli, "train.train_iters=2", "run_name=kl", "grpo.kl_coef=0.1", "held_out.count=0")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    kl = {int(step): float(value) for step, value in re.findall(r"^progress: (\d+)/.*? kl (\S+) ", done.stdout, re.M)}
+    assert sorted(kl) == [1, 2], done.stdout[-2000:]
+    assert abs(kl[1]) < 1e-6, kl
+
+
 def test_a_bad_rl_setting_is_refused_at_launch(run_cli, rl_inputs):
     done = rl(run_cli, "generation.max_new_tokens=40", "--dry-run")
     assert done.returncode == 2

@@ -3,7 +3,7 @@
 A small pretrained model (conftest's small_pretrain, 64-token sequences) is fine-tuned on the tiny
 chat corpus packed into rows of 64 tokens: the run starts from the base weights, learns, resumes,
 publishes a model artifact with lineage to both inputs, answers held-out prompts; LoRA starts exactly
-at the base model, checkpoints only its adapters and exports merged.
+at the base model, checkpoints only its adapters, exports merged and starts another fine-tune merged.
 """
 
 from __future__ import annotations
@@ -86,6 +86,12 @@ def test_lora_starts_at_the_base_checkpoints_adapters_and_exports_merged(run_cli
     export = run_cli("nano3", "model", "export", "hf", "lora:latest", str(out_dir), "--dtype", "float32")
     assert export.returncode == 0, export.stdout + export.stderr
     _assert_export_is_base_plus_adapters(out_dir, checkpoint)
+
+    # a fine-tune from the LoRA model starts at the adapted model: its adapters merged onto their base
+    chained = sft(run_cli, "train.train_iters=3", "run_name=from-lora", "run.model=lora:latest", "answers.count=0")
+    assert chained.returncode == 0, chained.stdout[-3000:] + chained.stderr[-3000:]
+    assert "starting from the weights of" in chained.stdout and "/lora/v1/checkpoint" in chained.stdout
+    assert validation(chained.stdout)[0] == pytest.approx(validation(done.stdout)[10], abs=2e-4)
 
 
 def _saved_model_keys(checkpoint: Path) -> list[str]:

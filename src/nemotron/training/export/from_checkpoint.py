@@ -8,7 +8,8 @@ from typing import Any
 
 from nemotron.artifacts import FileRegistry
 from nemotron.config import to_dataclass
-from nemotron.training.checkpoint.layout import INFO_FILE, CheckpointError, CheckpointInfo, read_checkpoint_info
+from nemotron.training.checkpoint.layout import INFO_FILE, CheckpointError, CheckpointInfo
+from nemotron.training.checkpoint.merged import load_merged_weights
 from nemotron.training.checkpoint.sources import checkpoint_and_tokenizer
 from nemotron.training.model.config import ModelConfig
 
@@ -25,26 +26,6 @@ def unsplit_model_config(info: CheckpointInfo) -> ModelConfig:
     return dataclasses.replace(
         model, make_vocab_size_divisible_by=model.make_vocab_size_divisible_by * tensor, precision="fp32"
     )
-
-
-def load_merged_weights(model: Any, info: CheckpointInfo) -> None:
-    """Load `info`'s weights into an unsplit `model`; LoRA adapters (a checkpoint holding only them) are loaded
-    onto their base checkpoint's weights and merged into them."""
-    from nemotron.training.checkpoint.store import load_checkpoint
-    from nemotron.training.model.lora import LoraSettings, attach_lora, checkpoint_part, load_part, merge_lora
-
-    peft = info.metadata.get("peft")
-    if not peft:
-        loaded = load_checkpoint(info, {"model": model.sharded_state_dict()})
-        model.load_state_dict(loaded["model"])
-        return
-    base = read_checkpoint_info(Path(peft["base_checkpoint"]))
-    load_merged_weights(model, base)
-    settings = LoraSettings(peft["rank"], peft["alpha"], peft["dropout"], tuple(peft["target_modules"]))
-    attach_lora(model, settings)
-    loaded = load_checkpoint(info, {"model": checkpoint_part(model.sharded_state_dict())})
-    load_part(model, loaded["model"])
-    merge_lora(model)
 
 
 def tokenizer_folder(info: CheckpointInfo, artifact_tokenizer: Path | None = None) -> Path | None:

@@ -181,14 +181,11 @@ def held_out_report(
 
 
 def _frozen_copy(cfg: RlConfig, start: CheckpointInfo, context: DistributedContext) -> torch.nn.Module:
-    """The starting model again, frozen: the reference of the KL term (built anew: megatron models do not deepcopy)."""
-    from nemotron.training.checkpoint.store import load_checkpoint
-    from nemotron.training.model.build import build_model
-    from nemotron.training.model.lora import base_part, load_part
+    """The starting model again (LoRA adapters merged), frozen: the reference of the KL term (built anew:
+    megatron models do not deepcopy)."""
+    from nemotron.training.checkpoint.merged import merged_model
 
-    model = build_model(cfg.model, cfg.parallel, context.device)
-    state = base_part(model.sharded_state_dict())
-    load_part(model, load_checkpoint(start, {"model": state}, strict=False)["model"])
+    model = merged_model(start, cfg.model, cfg.parallel, context.device)
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model.eval()

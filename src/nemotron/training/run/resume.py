@@ -12,11 +12,13 @@ from nemotron.training.checkpoint.layout import (
     latest_checkpoint,
     read_checkpoint_info,
 )
+from nemotron.training.checkpoint.merged import merged_model
 from nemotron.training.checkpoint.rng import restore_rng, rng_sharded_state
 from nemotron.training.checkpoint.store import load_checkpoint
 from nemotron.training.engine.engines import Engine
 from nemotron.training.loop.training_loop import TrainState
-from nemotron.training.model.config import ModelConfig
+from nemotron.training.model.config import ModelConfig, ParallelConfig
+from nemotron.training.model.lora import base_part
 from nemotron.training.run.config import CheckpointSection
 
 
@@ -81,14 +83,17 @@ def restore(engine: Engine, info: CheckpointInfo, model: ModelConfig) -> tuple[T
     return state, scheduler_state
 
 
-def load_weights(engine: Engine, info: CheckpointInfo, model: ModelConfig) -> None:
-    """Load only the model weights of `info` into `engine`: a fine-tuning start (fresh optimizer, step 0)."""
+def load_weights(engine: Engine, info: CheckpointInfo, model: ModelConfig, parallel: ParallelConfig) -> None:
+    """Load only the model weights of `info` into `engine`: a fine-tuning start (fresh optimizer, step 0).
+
+    A checkpoint of LoRA adapters is merged onto its base first, in a model built alike (held briefly).
+    """
     check_compatible(info, model)
     if info.metadata.get("peft"):
-        raise CheckpointError(
-            f"{info.path} holds LoRA adapters only (their base: {info.metadata['peft'].get('base')}); start from a "
-            "merged model: `nemotron nano3 model export hf` merges them, `nemotron nano3 model import hf` imports that"
-        )
+        merged = merged_model(info, model, parallel, next(engine.unwrapped_model().parameters()).device)
+        engine.load_model_weights(base_part(merged.state_dict()))
+        del merged
+        return
     loaded = load_checkpoint(info, {"model": engine.weights_sharded_state_dict()})
     engine.load_model_weights(loaded["model"])
 

@@ -280,7 +280,7 @@ def run_training(
         start = start_checkpoint(cfg.checkpoint, root)
         state = TrainState()
         if fine_tune is not None and (start is None or fine_tune.adapters_only):
-            load_weights(engine, fine_tune.weights, cfg.model)
+            load_weights(engine, fine_tune.weights, cfg.model, cfg.parallel)
             if start is None:
                 _say(
                     context,
