@@ -24,13 +24,14 @@ from eval_artifacts import (
 
 from nemotron.artifacts import FileRegistry
 from nemotron.data.verifiers import exact_match, final_answer
-from nemotron.training.evaluation.answers import megatron_generator, score_answers
+from nemotron.training.evaluation.answers import score_answers
 from nemotron.training.evaluation.config import PerplexitySection, RlSection, SftLossSection
 from nemotron.training.evaluation.inputs import resolve_model
 from nemotron.training.evaluation.loading import load_model
 from nemotron.training.evaluation.losses import mean_token_loss, pretrain_batches, sft_batches
 from nemotron.training.inference.answers import Vocabulary, verifier_scorer
 from nemotron.training.inference.backend import Completion, SamplingParams
+from nemotron.training.inference.megatron_backend import generator_for
 from nemotron.training.inference.prompts import Prompt
 from nemotron.training.model.generate import greedy_tokens
 
@@ -122,7 +123,7 @@ def test_greedy_accuracy_and_pass_at_k_match_an_independent_scoring(model, token
     # a nucleus of 0.5 at a tiny temperature (a random model's logits are nearly flat) keeps only the most
     # likely token: the samples are the greedy answers
     section = RlSection(samples_per_prompt=3, temperature=1e-6, top_p=0.5, max_new_tokens=8, max_batch_size=4)
-    backend = megatron_generator(model, section, VOCAB, MODEL.seq_length)
+    backend = generator_for(model, MODEL, section.max_batch_size)
     scores = score_answers(prompts, backend, section, vocabulary, verifier_scorer(vocabulary))
     assert [answer.answer for answer in scores.answers] == decoded
     assert scores.greedy_accuracy == pytest.approx(sum(rewards) / len(rewards))

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
-
 from nemotron.training.evaluation.config import RlSection
 from nemotron.training.inference.answers import HeldOutAnswer, Scorer, Vocabulary, greedy_held_out
 from nemotron.training.inference.backend import GenerationBackend, SamplingParams
@@ -31,18 +29,6 @@ class RlScores:
             found["rl_sampled_reward"] = self.sampled_reward
             found[f"rl_pass@{self.samples_per_prompt}"] = self.pass_at_k
         return found
-
-
-def megatron_generator(
-    model: torch.nn.Module, section: RlSection, vocab_size: int, max_length: int
-) -> GenerationBackend:
-    """Generation from `model` in this process (megatron-core's KV cache) on the device its weights are on."""
-    from nemotron.training.inference.megatron_backend import MegatronGenerator
-
-    device = next(model.parameters()).device
-    return MegatronGenerator(
-        model, vocab_size=vocab_size, max_length=max_length, device=device, max_batch_size=section.max_batch_size
-    )
 
 
 def score_answers(

@@ -18,7 +18,7 @@ from nemotron.lease import take_lease
 from nemotron.training.datasets.gpt import TrainingDataError
 from nemotron.training.distributed.parallel import destroy_distributed, init_distributed
 from nemotron.training.engine.engines import EvalResult
-from nemotron.training.evaluation.answers import megatron_generator, score_answers
+from nemotron.training.evaluation.answers import score_answers
 from nemotron.training.evaluation.config import EvalConfig
 from nemotron.training.evaluation.inputs import EvalInputs, EvalModel, decoding_tokenizer_missing, perplexity_length
 from nemotron.training.evaluation.loading import load_model
@@ -122,7 +122,9 @@ def evaluate_model(
         say(f"{source.label}: SFT loss {result.loss:.4f} ({result.tokens:,} assistant tokens)")
     if measures.rl is not None:
         rl = measures.rl
-        backend = megatron_generator(model, cfg.rl, source.config.vocab_size, source.config.seq_length)
+        from nemotron.training.inference.megatron_backend import generator_for
+
+        backend = generator_for(model, source.config, cfg.rl.max_batch_size)
         scores = score_answers(rl.prompts, backend, cfg.rl, rl.vocabulary, rl.score)
         metrics.update(scores.metrics())
         shown = ", ".join(f"{k} {v:.3f}" for k, v in scores.metrics().items() if k != "rl_prompts")

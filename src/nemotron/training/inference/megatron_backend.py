@@ -54,6 +54,7 @@ from megatron.core.inference.contexts import StaticInferenceContext
 
 from nemotron.training.inference.backend import Completion, GenerationError, SamplingParams
 from nemotron.training.inference.sampling import choose_tokens, prompt_uniforms
+from nemotron.training.model.config import ModelConfig
 
 
 class MegatronGenerator:
@@ -206,3 +207,11 @@ def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
     while isinstance(inner, torch.nn.Module):
         model, inner = inner, getattr(inner, "module", None)
     return model
+
+
+def generator_for(model: torch.nn.Module, config: ModelConfig, max_batch_size: int) -> MegatronGenerator:
+    """Generation from `model` (built for `config`, up to its sequence length) on the device its weights are on."""
+    device = next(model.parameters()).device
+    return MegatronGenerator(
+        model, vocab_size=config.vocab_size, max_length=config.seq_length, device=device, max_batch_size=max_batch_size
+    )

@@ -45,18 +45,6 @@ def vocabulary(cfg: RlConfig, inputs: StageInputs) -> Vocabulary:
     return Vocabulary(tokenizer, cfg.generation.stop_tokens)
 
 
-def _generator(cfg: RlConfig, model: torch.nn.Module, device: torch.device) -> Any:
-    from nemotron.training.inference.megatron_backend import MegatronGenerator
-
-    return MegatronGenerator(
-        model,
-        vocab_size=cfg.model.vocab_size,
-        max_length=cfg.model.seq_length,
-        device=device,
-        max_batch_size=cfg.generation.max_batch_size,
-    )
-
-
 def _split_prompts(cfg: RlConfig, inputs: StageInputs, split: str, limit: int | None = None) -> list[Prompt]:
     path = inputs.split_file(split)
     if path is None:
@@ -100,8 +88,11 @@ def rl_data(
         gen = cfg.generation
 
         def sample(batch: Sequence[Sequence[int]], seed: int) -> list[Any]:
+            from nemotron.training.inference.megatron_backend import generator_for
+
             params = SamplingParams(gen.max_new_tokens, gen.temperature, gen.top_p, vocabulary.stop_ids, seed)
-            return list(_generator(cfg, request.model(), context.device).generate(batch, params))
+            backend = generator_for(request.model(), cfg.model, cfg.generation.max_batch_size)
+            return list(backend.generate(batch, params))
 
         def logprobs_of(model: torch.nn.Module) -> Callable[[Batch], torch.Tensor]:
             def run(batch: Batch) -> torch.Tensor:
@@ -174,7 +165,9 @@ def held_out_report(
     new_tokens = cfg.held_out.max_new_tokens or cfg.generation.max_new_tokens
 
     def report(model: torch.nn.Module, context: DistributedContext) -> HeldOutResult:
-        generator = _generator(cfg, model, context.device)
+        from nemotron.training.inference.megatron_backend import generator_for
+
+        generator = generator_for(model, cfg.model, cfg.generation.max_batch_size)
         return greedy_held_out(prompts, generator, new_tokens, cfg.train.seed, scorer, vocabulary)
 
     return report
