@@ -75,5 +75,5 @@ def test_values_are_shown_by_kind():
 
 def test_samples_name_their_model():
     assert format_samples(REPORT) == (
-        "nano3-sft-tiny:v1: [1] 'user\\nWhat is 2 + 3?\\nassistant\\n' -> '2+3=5<|im_end|>' (expected '5')"
+        "nano3-sft-tiny:v1: 'user\\nWhat is 2 + 3?\\nassistant\\n' -> '2+3=5<|im_end|>' (expected '5', reward 1)"
     )

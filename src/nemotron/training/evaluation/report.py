@@ -125,13 +125,13 @@ def format_table(report: EvalReport) -> str:
 
 
 def format_samples(report: EvalReport) -> str:
-    """Each model's samples, one line each: reward, prompt end, answer and the expected answer."""
+    """Each model's samples, one line each: prompt end, answer, the expected answer and the reward."""
     lines = []
     for result in report.models:
         for sample in result.samples:
             answer = sample.answer if len(sample.answer) <= ANSWER_SHOWN else sample.answer[:ANSWER_SHOWN] + "..."
             lines.append(
-                f"{result.model}: [{sample.reward:g}] {sample.prompt[-60:]!r} -> {answer!r} "
-                f"(expected {sample.expected!r})"
+                f"{result.model}: {sample.prompt[-60:]!r} -> {answer!r} "
+                f"(expected {sample.expected!r}, reward {sample.reward:g})"
             )
     return "\n".join(lines)
