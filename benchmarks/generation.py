@@ -9,8 +9,9 @@ Request: `--prompts` random prompts (default 32) of `--prompt-length` +- `--leng
 (default 40 +- 4), each extended by exactly `--new-tokens` tokens (default 64; no stop id), in
 batches of each `--batch-sizes` (default 1 and 16), greedy and sampled (temperature 1, top-p 0.9):
 
-- nemotron: `MegatronGenerator(model, max_batch_size=B).generate(prompts, SamplingParams(...))`
-  (megatron-core's StaticInferenceContext as the KV cache, prompts sorted by length and batched);
+- nemotron: `MegatronGenerator(model, max_batch_size=B, kv_cache=K).generate(prompts, SamplingParams(...))`
+  (K from `--kv-cache`: `rotated`, the default, nemotron's cache of rotated keys attended with torch's SDPA,
+  or `megatron`, megatron-core's StaticInferenceContext; prompts sorted by length and batched);
 - transformers: `model.generate(use_cache=True, ...)` per batch of B prompts in the same order,
   left-padded with an attention mask, `do_sample` with the same temperature / top-p and top_k=0,
   `min_new_tokens` = `max_new_tokens` (no early end);
@@ -18,8 +19,8 @@ batches of each `--batch-sizes` (default 1 and 16), greedy and sampled (temperat
   recomputed every step) on the first `--no-cache-prompts` prompts.
 
 Also timed, to show where the time goes: one decode step of each model alone (its forward pass with
-its own KV cache, batch B, after a prefill of --prompt-length tokens), megatron's GPTModel with a
-StaticInferenceContext vs LlamaForCausalLM with a DynamicCache.
+its own KV cache, batch B, after a prefill of --prompt-length tokens): megatron's GPTModel with a
+StaticInferenceContext and with the rotated cache, and LlamaForCausalLM with a DynamicCache.
 
 tokens/s is new tokens over wall time. Each case runs `--rounds` times (default 3) after a
 warm-up, alternating which of the two goes first; the median over rounds is shown, with the
@@ -115,16 +116,19 @@ def hf_generate(model, prompts: list[list[int]], batch_size: int, new_tokens: in
 
 
 def decode_step_seconds(model, hf, batch_size: int, prompt_length: int, steps: int, vocab: int) -> dict[str, float]:
-    """Seconds per one-token step of each model alone (after a prefill of `prompt_length`), its own KV cache."""
+    """Seconds per one-token step of each model alone (after a prefill of `prompt_length`), its own KV cache:
+    megatron's GPTModel with megatron's StaticInferenceContext and with nemotron's rotated-key cache, and the Llama."""
     import torch
     from megatron.core.inference.contexts import StaticInferenceContext
     from transformers import DynamicCache
 
+    from nemotron.training.inference.cached_attention import CachedAttention
+
     ids = torch.randint(0, vocab, (batch_size, prompt_length + steps), generator=torch.Generator().manual_seed(0))
+    positions = torch.arange(prompt_length + steps).unsqueeze(0).expand(batch_size, -1)
     out = {}
     with torch.no_grad():
         context = StaticInferenceContext(batch_size, prompt_length + steps)
-        positions = torch.arange(prompt_length + steps).unsqueeze(0).expand(batch_size, -1)
         kwargs = dict(inference_context=context, runtime_gather_output=True)
         model(ids[:, :prompt_length], positions[:, :prompt_length], None, **kwargs)
         context.increment_sequence_len_offset(prompt_length)
@@ -132,12 +136,21 @@ def decode_step_seconds(model, hf, batch_size: int, prompt_length: int, steps: i
         for p in range(prompt_length, prompt_length + steps):
             model(ids[:, p : p + 1], positions[:, p : p + 1], None, **kwargs)
             context.increment_sequence_len_offset(1)
-        out["megatron"] = (time.perf_counter() - started) / steps
-        cache = DynamicCache(config=hf.config)
-        hf(input_ids=ids[:, :prompt_length], cache=cache, use_cache=True)
+        out["megatron static"] = (time.perf_counter() - started) / steps
+        cache = CachedAttention(model, batch_size, prompt_length + steps)
+        with cache.active():
+            model(ids[:, :prompt_length], positions[:, :prompt_length], None)
+            cache.advance(prompt_length)
+            started = time.perf_counter()
+            for p in range(prompt_length, prompt_length + steps):
+                model(ids[:, p : p + 1], positions[:, p : p + 1], None)
+                cache.advance(1)
+        out["megatron rotated"] = (time.perf_counter() - started) / steps
+        hf_cache = DynamicCache(config=hf.config)
+        hf(input_ids=ids[:, :prompt_length], cache=hf_cache, use_cache=True)
         started = time.perf_counter()
         for p in range(prompt_length, prompt_length + steps):
-            hf(input_ids=ids[:, p : p + 1], position_ids=positions[:, p : p + 1], cache=cache, use_cache=True)
+            hf(input_ids=ids[:, p : p + 1], position_ids=positions[:, p : p + 1], cache=hf_cache, use_cache=True)
         out["transformers"] = (time.perf_counter() - started) / steps
     return out
 
@@ -183,6 +196,8 @@ def compare_case(
 
 
 def main(argv: list[str] | None = None) -> int:
+    from nemotron.training.inference.megatron_backend import KV_CACHES
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=32, help="prompts per request (default: 32)")
     parser.add_argument("--prompt-length", type=int, default=40, help="mean prompt length (default: 40)")
@@ -192,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
         "--batch-sizes", type=int, nargs="+", default=[1, 16], help="batch sizes to compare (default: 1 16)"
     )
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per case (default: 3)")
+    parser.add_argument(
+        "--kv-cache",
+        choices=KV_CACHES,
+        default="rotated",
+        help="MegatronGenerator's KV cache: nemotron's rotated-key cache or megatron's StaticInferenceContext",
+    )
     parser.add_argument(
         "--no-cache-prompts", type=int, default=4, help="prompts for the no-cache greedy_tokens rate (default: 4)"
     )
@@ -258,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_length=model_cfg.seq_length,
                 device=device,
                 max_batch_size=batch_size,
+                kv_cache=args.kv_cache,
             )
             for mode, sample in (("greedy", False), ("sampled", True)):
                 params = SamplingParams(
@@ -286,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
             step_ms = {name: 1e3 * statistics.median(s[name] for s in steps) for name in steps[0]}
             step_seconds[batch_size] = step_ms
             print(
-                f"  batch {batch_size:>3}, one decode step of the model alone: megatron {step_ms['megatron']:.2f} ms, "
+                f"  batch {batch_size:>3}, one decode step of the model alone: megatron with its static cache "
+                f"{step_ms['megatron static']:.2f} ms, with the rotated cache {step_ms['megatron rotated']:.2f} ms, "
                 f"transformers {step_ms['transformers']:.2f} ms",
                 flush=True,
             )
@@ -329,8 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     for batch_size, step_ms in step_seconds.items():
         print(
-            f"  batch {batch_size:>3}, model forward per decode step, megatron / transformers: "
-            f"{step_ms['megatron'] / step_ms['transformers']:.2f}x the time"
+            f"  batch {batch_size:>3}, model forward per decode step / transformers': megatron static cache "
+            f"{step_ms['megatron static'] / step_ms['transformers']:.2f}x the time, rotated cache "
+            f"{step_ms['megatron rotated'] / step_ms['transformers']:.2f}x"
         )
     greedy_1 = next((c for c in cases if c["mode"] == "greedy" and c["batch_size"] == 1), None)
     if no_cache is not None and greedy_1 is not None:

@@ -1,4 +1,4 @@
-"""MegatronGenerator on a tiny random megatron-core GPTModel: KV-cache decoding matches full forward passes."""
+"""MegatronGenerator on a tiny random megatron-core GPTModel: decoding with either KV cache equals full passes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nemotron.training.inference.backend import Completion, GenerationError, SamplingParams
-from nemotron.training.inference.megatron_backend import MegatronGenerator
+from nemotron.training.inference.megatron_backend import KV_CACHES, MegatronGenerator
 from nemotron.training.model.build import build_model
 from nemotron.training.model.config import ModelConfig, ParallelConfig
 from nemotron.training.model.generate import greedy_tokens
@@ -53,9 +53,12 @@ def full_logprobs(
     return scaled.gather(-1, torch.tensor(completion.token_ids)[:, None]).squeeze(-1)
 
 
-def test_greedy_with_the_kv_cache_equals_full_recomputation(model, prompts):
+@pytest.mark.parametrize("kv_cache", KV_CACHES)
+def test_greedy_with_the_kv_cache_equals_full_recomputation(model, prompts, kv_cache):
     model.eval()
-    completions = generator(model).generate(prompts, SamplingParams(max_new_tokens=16, temperature=0))
+    completions = generator(model, kv_cache=kv_cache).generate(
+        prompts, SamplingParams(max_new_tokens=16, temperature=0)
+    )
     assert len(completions) == len(prompts)
     for prompt, completion in zip(prompts, completions, strict=True):
         expected = greedy_tokens(
@@ -68,10 +71,11 @@ def test_greedy_with_the_kv_cache_equals_full_recomputation(model, prompts):
         )
 
 
+@pytest.mark.parametrize("kv_cache", KV_CACHES)
 @pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 0.9)])
-def test_sampled_logprobs_are_those_of_a_full_forward_pass(model, prompts, temperature, top_p):
+def test_sampled_logprobs_are_those_of_a_full_forward_pass(model, prompts, temperature, top_p, kv_cache):
     params = SamplingParams(max_new_tokens=12, temperature=temperature, top_p=top_p, seed=5)
-    for prompt, completion in zip(prompts, generator(model).generate(prompts, params), strict=True):
+    for prompt, completion in zip(prompts, generator(model, kv_cache=kv_cache).generate(prompts, params), strict=True):
         assert len(completion.token_ids) == len(completion.logprobs) == 12
         expected = full_logprobs(model, prompt, completion, temperature)
         torch.testing.assert_close(torch.tensor(completion.logprobs), expected, rtol=0, atol=1e-4)
@@ -96,13 +100,15 @@ def test_a_tiny_top_p_is_greedy(model, prompts):
     assert [c.token_ids for c in nucleus] == [c.token_ids for c in greedy]
 
 
-def test_a_stop_id_ends_its_completion_and_the_others_go_on(model, prompts):
-    free = generator(model).generate(prompts, SamplingParams(max_new_tokens=16, temperature=0))
+@pytest.mark.parametrize("kv_cache", KV_CACHES)
+def test_a_stop_id_ends_its_completion_and_the_others_go_on(model, prompts, kv_cache):
+    free = generator(model, kv_cache=kv_cache).generate(prompts, SamplingParams(max_new_tokens=16, temperature=0))
     # a token that the first completion produces (not first) and at least one other completion never does
     stop = next(
         t for t in free[0].token_ids[1:] if any(t not in c.token_ids for c in free[1:]) and t != free[0].token_ids[0]
     )
-    stopped = generator(model).generate(prompts, SamplingParams(max_new_tokens=16, temperature=0, stop_ids=(stop,)))
+    params = SamplingParams(max_new_tokens=16, temperature=0, stop_ids=(stop,))
+    stopped = generator(model, kv_cache=kv_cache).generate(prompts, params)
     outcomes = set()
     for unconstrained, completion in zip(free, stopped, strict=True):
         ids = unconstrained.token_ids
@@ -195,3 +201,14 @@ def test_sampling_params_are_validated(settings, message):
 def test_generator_settings_are_validated(model):
     with pytest.raises(GenerationError, match="positive integer max_batch_size"):
         generator(model, max_batch_size=0)
+    with pytest.raises(GenerationError, match="kv_cache='paged' is not one of rotated, megatron"):
+        generator(model, kv_cache="paged")
+
+
+def test_the_rotated_cache_leaves_the_model_as_it_was(model, prompts):
+    """While generating, the self-attention layers run the cache's forward; afterwards megatron's own again."""
+    before = model(torch.tensor([prompts[3]]), torch.arange(len(prompts[3]))[None], None)
+    generator(model).generate(prompts, SamplingParams(max_new_tokens=4, temperature=0))
+    assert not any("forward" in vars(module) for module in model.modules())
+    after = model(torch.tensor([prompts[3]]), torch.arange(len(prompts[3]))[None], None)
+    assert after.shape == before.shape and torch.equal(after, before)

@@ -1,12 +1,20 @@
-"""Batched sampling from a megatron-core GPTModel with megatron's static KV cache (StaticInferenceContext).
+"""Batched sampling from a megatron-core GPTModel with a KV cache: nemotron's rotated-key cache or megatron's.
 
-Which part of megatron-core's inference stack this uses, and why (megatron-core 0.16.1):
+Which KV cache (`kv_cache`), and why (megatron-core 0.16.1):
 
-- `StaticInferenceContext` passed as `inference_context=` to `GPTModel.forward` is the KV cache.
-  It works on the CPU with the local layer spec under `cpu_compat` unchanged (its buffers are
-  allocated on `torch.cuda.current_device()`, which the shim already answers with the CPU), and on
-  a GPU with either layer spec. Prefill and one-token decode steps give the logits of a full
-  forward pass (tested).
+- `rotated` (the default, `cached_attention.CachedAttention`): while generating, each self-attention
+  layer keeps its keys after RoPE and attends with torch's scaled_dot_product_attention over grouped
+  heads without copying them; the rest of each layer is megatron's code. Only the last position
+  reaches the output layer. On the CPU a decode step takes 0.65-0.85x the time of megatron's static
+  path (benchmarks/generation.py).
+- `megatron`: megatron-core's `StaticInferenceContext` passed as `inference_context=` to
+  `GPTModel.forward`. It works on the CPU with the local layer spec under `cpu_compat` unchanged (its
+  buffers are allocated on `torch.cuda.current_device()`, which the shim answers with the CPU), and on
+  a GPU with either layer spec; it caches keys before RoPE and rotates the whole cache again at every
+  step, and its local attention repeats the grouped key/value heads. Its `flash_decode` option, which
+  would rotate once, calls flash-attn kernels in its decode branch, and its non-flash fallback for
+  the rotation gives wrong logits on the CPU (0.05 off a full forward pass on the tiny model).
+- Both give the logits of a full forward pass (tested for each).
 - Not used: megatron's `TextGenerationController` / `StaticInferenceEngine`. Its static-batch loop
   calls `.cuda()` and records `torch.cuda.Event`s, it needs a text tokenizer (tokenize/detokenize,
   bos/eod), and it samples with one generator for the whole batch. `DynamicInferenceContext`
@@ -20,8 +28,7 @@ The loop here is the controller's static-batch scheme, with our sampling:
   is longer than the current position is fed its next prompt token; the other rows sample. No
   padding token is ever fed to the model or sampled. Every row's positions are 0, 1, ...
 - A finished row (stop id, max_new_tokens, or max_length) leaves the batch. Its slice of the
-  cache is dropped too: the context's per-layer key/value buffers are index-selected on their
-  batch dimension.
+  cache is dropped too: the per-layer key/value buffers are index-selected on their batch dimension.
 - Prompts are sorted by length before being split into batches of max_batch_size. Rows of one
   batch then have similar lengths, so few of the one-position passes only feed prompt tokens.
 - Logits are taken over the real vocabulary only (`[:vocab_size]`), so the padding ids are never
@@ -38,21 +45,23 @@ The loop here is the controller's static-batch scheme, with our sampling:
   torch.inference_mode: RotaryEmbedding.forward is lru_cached per length, and a table first built
   in inference mode would later reach training's backward pass as an inference tensor.
 
-Speed on the CPU (benchmarks/generation.py): one decode step of megatron's GPTModel (local spec)
-takes longer than one of transformers' Llama with the same weights. The loop here adds little.
-megatron's static path also re-applies RoPE to the whole key cache at every step (it caches keys
-before rotation) and its local attention repeats the GQA key/value heads at every step.
+Speed on the CPU (benchmarks/generation.py): one decode step of megatron's GPTModel (local spec) still
+takes longer than one of transformers' Llama with the same weights (megatron's parallel linear layers
+cost more per call); the loop here adds little.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Protocol
 
 import torch
 from megatron.core import parallel_state
 from megatron.core.inference.contexts import StaticInferenceContext
 
 from nemotron.training.inference.backend import Completion, GenerationError, SamplingParams
+from nemotron.training.inference.cached_attention import CachedAttention, gpt_model
 from nemotron.training.inference.sampling import choose_tokens, prompt_uniforms
 from nemotron.training.model.config import ModelConfig
 
@@ -72,11 +81,14 @@ class MegatronGenerator:
         max_length: int,
         device: torch.device | str,
         max_batch_size: int = 64,
+        kv_cache: str = "rotated",
     ) -> None:
+        if kv_cache not in KV_CACHES:
+            raise GenerationError(f"kv_cache={kv_cache!r} is not one of {', '.join(KV_CACHES)}")
         for name, value in (("vocab_size", vocab_size), ("max_length", max_length), ("max_batch_size", max_batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise GenerationError(f"MegatronGenerator needs a positive integer {name}, got {value!r}")
-        core = _unwrapped(model)
+        core = gpt_model(model)
         model_limit = getattr(core, "max_sequence_length", None)
         if isinstance(model_limit, int) and max_length > model_limit:
             raise GenerationError(
@@ -94,6 +106,7 @@ class MegatronGenerator:
         self.max_length = max_length
         self.device = torch.device(device)
         self.max_batch_size = max_batch_size
+        self.kv_cache = kv_cache
 
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Completion]:
         """One completion per prompt, in order (see the module docstring for batching and limits)."""
@@ -142,51 +155,46 @@ class MegatronGenerator:
             tokens[row, : len(prompt)] = torch.tensor(prompt, dtype=torch.long)
         tokens = tokens.to(self.device)
         uniforms = None if params.greedy else prompt_uniforms(params.seed, indices, params.max_new_tokens)
-        context = StaticInferenceContext(max_batch_size=len(prompts), max_sequence_length=max(limits))
+        cache = _new_cache(self.kv_cache, self.model, len(prompts), max(limits))
         out_tokens: list[list[int]] = [[] for _ in prompts]
         out_logprobs: list[list[float]] = [[] for _ in prompts]
         stopped = [False] * len(prompts)
         stop_ids = set(params.stop_ids)
         rows = list(range(len(prompts)))  # batch rows still generating, in the cache's order
         start, end = 0, min(lengths)
-        while rows:
-            row_index = torch.tensor(rows, device=self.device)
-            logits = self._forward(tokens[row_index, start:end], start, context)
-            context.increment_sequence_len_offset(end - start)
-            sampling = [slot for slot, row in enumerate(rows) if lengths[row] <= end]  # the others feed prompt ids
-            if sampling:
-                sampled_rows = [rows[slot] for slot in sampling]
-                draws = None
-                if uniforms is not None:
-                    draws = uniforms[sampled_rows, [len(out_tokens[row]) for row in sampled_rows]]
-                new, logprobs = choose_tokens(logits[sampling, : self.vocab_size], params, draws)
-                tokens[torch.tensor(sampled_rows, device=self.device), end] = new
-                for row, token, logprob in zip(sampled_rows, new.tolist(), logprobs.tolist(), strict=True):
-                    out_tokens[row].append(token)
-                    out_logprobs[row].append(logprob)
-                    stopped[row] = token in stop_ids
-            keep = [slot for slot, row in enumerate(rows) if not (stopped[row] or end + 1 >= limits[row])]
-            if keep and len(keep) < len(rows):
-                _keep_cache_rows(context, torch.tensor(keep, dtype=torch.long, device=self.device))
-            rows = [rows[slot] for slot in keep]
-            start, end = end, end + 1
-            if rows and all(lengths[row] <= start for row in rows):
-                context.enable_decode_mode()
+        with cache.active():
+            while rows:
+                row_index = torch.tensor(rows, device=self.device)
+                logits = self._forward(tokens[row_index, start:end], start, cache)
+                cache.advance(end - start)
+                sampling = [slot for slot, row in enumerate(rows) if lengths[row] <= end]  # others feed prompt ids
+                if sampling:
+                    sampled_rows = [rows[slot] for slot in sampling]
+                    draws = None
+                    if uniforms is not None:
+                        draws = uniforms[sampled_rows, [len(out_tokens[row]) for row in sampled_rows]]
+                    new, logprobs = choose_tokens(logits[sampling, : self.vocab_size], params, draws)
+                    tokens[torch.tensor(sampled_rows, device=self.device), end] = new
+                    for row, token, logprob in zip(sampled_rows, new.tolist(), logprobs.tolist(), strict=True):
+                        out_tokens[row].append(token)
+                        out_logprobs[row].append(logprob)
+                        stopped[row] = token in stop_ids
+                keep = [slot for slot, row in enumerate(rows) if not (stopped[row] or end + 1 >= limits[row])]
+                if keep and len(keep) < len(rows):
+                    cache.keep_rows(torch.tensor(keep, dtype=torch.long, device=self.device))
+                rows = [rows[slot] for slot in keep]
+                start, end = end, end + 1
+                if rows and all(lengths[row] <= start for row in rows):
+                    cache.prompts_done()
         return [
             Completion(token_ids=t, logprobs=lp, stopped=s)
             for t, lp, s in zip(out_tokens, out_logprobs, stopped, strict=True)
         ]
 
-    def _forward(self, tokens: torch.Tensor, start: int, context: StaticInferenceContext) -> torch.Tensor:
+    def _forward(self, tokens: torch.Tensor, start: int, cache: _Cache) -> torch.Tensor:
         """Logits [rows, padded vocab] after the last of `tokens` (positions start, start + 1, ...)."""
         positions = torch.arange(start, start + tokens.shape[1], device=self.device).unsqueeze(0)
-        logits = self.model(
-            tokens,
-            positions.expand(tokens.shape[0], -1),
-            None,
-            inference_context=context,
-            runtime_gather_output=True,
-        )
+        logits = cache.logits(tokens, positions.expand(tokens.shape[0], -1))
         if logits.shape[-1] < self.vocab_size:
             raise GenerationError(
                 f"the model's logits have {logits.shape[-1]} entries but vocab_size is {self.vocab_size}; "
@@ -195,18 +203,69 @@ class MegatronGenerator:
         return logits[:, -1, :]
 
 
-def _keep_cache_rows(context: StaticInferenceContext, keep: torch.Tensor) -> None:
-    """Drop finished rows from megatron's per-layer key/value buffers ([seq, batch, groups, dim])."""
-    for layer, (keys, values) in list(context.key_value_memory_dict.items()):
-        context.key_value_memory_dict[layer] = (keys.index_select(1, keep), values.index_select(1, keep))
+class _Cache(Protocol):
+    """A KV cache for one batch: the model's logits through it, positions advanced, rows dropped."""
+
+    def active(self) -> AbstractContextManager[None]: ...
+
+    def logits(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor: ...
+
+    def advance(self, positions: int) -> None: ...
+
+    def keep_rows(self, keep: torch.Tensor) -> None: ...
+
+    def prompts_done(self) -> None: ...
 
 
-def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
-    """The GPTModel inside DDP / Float16Module wrappers (their `.module`)."""
-    inner = getattr(model, "module", None)
-    while isinstance(inner, torch.nn.Module):
-        model, inner = inner, getattr(inner, "module", None)
-    return model
+class _StaticCache:
+    """megatron-core's StaticInferenceContext passed to GPTModel.forward (keys cached before RoPE)."""
+
+    def __init__(self, model: torch.nn.Module, batch_size: int, max_length: int) -> None:
+        self.model = model
+        self.context = StaticInferenceContext(max_batch_size=batch_size, max_sequence_length=max_length)
+
+    def active(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def logits(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self.model(tokens, positions, None, inference_context=self.context, runtime_gather_output=True)
+
+    def advance(self, positions: int) -> None:
+        self.context.increment_sequence_len_offset(positions)
+
+    def keep_rows(self, keep: torch.Tensor) -> None:
+        """Drop finished rows from megatron's per-layer key/value buffers ([seq, batch, groups, dim])."""
+        buffers = self.context.key_value_memory_dict
+        for layer, (keys, values) in list(buffers.items()):
+            buffers[layer] = (keys.index_select(1, keep), values.index_select(1, keep))
+
+    def prompts_done(self) -> None:
+        self.context.enable_decode_mode()
+
+
+class _RotatedCache(CachedAttention):
+    """CachedAttention (keys cached after RoPE, grouped heads unrepeated) behind the same calls."""
+
+    def __init__(self, model: torch.nn.Module, batch_size: int, max_length: int) -> None:
+        super().__init__(model, batch_size, max_length)
+        self.model = model
+
+    def logits(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self.model(tokens, positions, None, runtime_gather_output=True)
+
+    def prompts_done(self) -> None:
+        pass
+
+
+KV_CACHES = ("rotated", "megatron")
+
+
+def _new_cache(kind: str, model: torch.nn.Module, batch_size: int, max_length: int) -> _Cache:
+    return (
+        _RotatedCache(model, batch_size, max_length)
+        if kind == "rotated"
+        else _StaticCache(model, batch_size, max_length)
+    )
 
 
 def generator_for(model: torch.nn.Module, config: ModelConfig, max_batch_size: int) -> MegatronGenerator:
