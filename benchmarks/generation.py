@@ -137,7 +137,7 @@ def decode_step_seconds(model, hf, batch_size: int, prompt_length: int, steps: i
             model(ids[:, p : p + 1], positions[:, p : p + 1], None, **kwargs)
             context.increment_sequence_len_offset(1)
         out["megatron static"] = (time.perf_counter() - started) / steps
-        cache = CachedAttention(model, batch_size, prompt_length + steps)
+        cache = CachedAttention(model, prompt_length + steps)
         with cache.active():
             model(ids[:, :prompt_length], positions[:, :prompt_length], None)
             cache.advance(prompt_length)

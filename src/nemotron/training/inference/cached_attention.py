@@ -29,9 +29,9 @@ from nemotron.training.inference.backend import GenerationError
 
 
 class CachedAttention:
-    """Per-layer key/value buffers [max_length, batch, groups, head dim] and the position reached."""
+    """Per-layer key/value buffers [max_length, batch, groups, dim], made at the first pass; the position reached."""
 
-    def __init__(self, model: torch.nn.Module, batch_size: int, max_length: int) -> None:
+    def __init__(self, model: torch.nn.Module, max_length: int) -> None:
         self.core: Any = gpt_model(model)  # a megatron GPTModel (untyped)
         config = self.core.config
         if getattr(config, "attention_output_gate", False) or getattr(config, "multi_latent_attention", False):
@@ -39,10 +39,8 @@ class CachedAttention:
                 "the rotated KV cache supports plain self-attention (no output gate, no multi-latent attention); "
                 "generate with kv_cache='megatron'"
             )
-        self.batch_size = batch_size
         self.max_length = max_length
         self.offset = 0  # positions cached so far
-        self._pending = 0  # positions the current forward pass adds
         self._buffers: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         rotary = getattr(self.core, "rotary_pos_emb", None)
         uses_rope = getattr(self.core, "position_embedding_type", None) == "rope"
@@ -74,7 +72,6 @@ class CachedAttention:
         """Only rows `keep` (indices into the current rows, in order) go on generating."""
         for layer, (keys, values) in list(self._buffers.items()):
             self._buffers[layer] = (keys.index_select(1, keep), values.index_select(1, keep))
-        self.batch_size = int(keep.numel())
 
     def _append(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store `key`/`value` [new, batch, groups, dim] at the current offset; all cached so far."""

@@ -5,8 +5,8 @@ Which KV cache (`kv_cache`), and why (megatron-core 0.16.1):
 - `rotated` (the default, `cached_attention.CachedAttention`): while generating, each self-attention
   layer keeps its keys after RoPE and attends with torch's scaled_dot_product_attention over grouped
   heads without copying them; the rest of each layer is megatron's code. Only the last position
-  reaches the output layer. On the CPU a decode step takes 0.65-0.85x the time of megatron's static
-  path (benchmarks/generation.py).
+  reaches the output layer. On the CPU a decode step takes 0.63-0.97x the time of megatron's static
+  path (the least gain at batch 1; benchmarks/generation.py).
 - `megatron`: megatron-core's `StaticInferenceContext` passed as `inference_context=` to
   `GPTModel.forward`. It works on the CPU with the local layer spec under `cpu_compat` unchanged (its
   buffers are allocated on `torch.cuda.current_device()`, which the shim answers with the CPU), and on
@@ -246,8 +246,8 @@ class _StaticCache:
 class _RotatedCache(CachedAttention):
     """CachedAttention (keys cached after RoPE, grouped heads unrepeated) behind the same calls."""
 
-    def __init__(self, model: torch.nn.Module, batch_size: int, max_length: int) -> None:
-        super().__init__(model, batch_size, max_length)
+    def __init__(self, model: torch.nn.Module, max_length: int) -> None:
+        super().__init__(model, max_length)
         self.model = model
 
     def logits(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -261,11 +261,7 @@ KV_CACHES = ("rotated", "megatron")
 
 
 def _new_cache(kind: str, model: torch.nn.Module, batch_size: int, max_length: int) -> _Cache:
-    return (
-        _RotatedCache(model, batch_size, max_length)
-        if kind == "rotated"
-        else _StaticCache(model, batch_size, max_length)
-    )
+    return _RotatedCache(model, max_length) if kind == "rotated" else _StaticCache(model, batch_size, max_length)
 
 
 def generator_for(model: torch.nn.Module, config: ModelConfig, max_batch_size: int) -> MegatronGenerator:
