@@ -17,7 +17,7 @@ from nemotron.artifacts.kinds import (
 from nemotron.artifacts.manifest import HASH_LIMIT_BYTES, Manifest, ManifestEntry, VerifyReport
 from nemotron.artifacts.mirrors import Mirror, mirror_artifact, mirrors_from_environment, publish_with_mirrors
 from nemotron.artifacts.resolution import PinnedRegistry, ResolvedRef, resolve_references
-from nemotron.artifacts.types import Artifact, ArtifactRef, Lineage
+from nemotron.artifacts.types import Artifact, ArtifactRef, Lineage, fingerprint_alias
 
 __all__ = [
     "HASH_LIMIT_BYTES",
@@ -43,6 +43,7 @@ __all__ = [
     "TokenizerInfo",
     "VerifyReport",
     "default_registry_root",
+    "fingerprint_alias",
     "mirror_artifact",
     "mirrors_from_environment",
     "parse_metadata",

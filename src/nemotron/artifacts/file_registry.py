@@ -28,7 +28,7 @@ from typing import Any
 from nemotron.artifacts.errors import ArtifactError, ArtifactNotFoundError
 from nemotron.artifacts.kinds import ArtifactKind, metadata_type, parse_metadata
 from nemotron.artifacts.manifest import HASH_LIMIT_BYTES, Manifest, VerifyReport, build_manifest, check_manifest
-from nemotron.artifacts.types import Artifact, ArtifactRef, Lineage, validate_name
+from nemotron.artifacts.types import Artifact, ArtifactRef, Lineage, fingerprint_alias, validate_name
 from nemotron.atomic_write import write_text_atomic
 from nemotron.lease import take_lease
 from nemotron.storage_errors import storage_errors
@@ -156,7 +156,10 @@ class FileRegistry:
         with self.writing(staging.name):
             write_text_atomic(staging.path / RECORD_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
             with self.publishing(staging.name):
-                return self._rename_into_next_version(staging)
+                artifact = self._rename_into_next_version(staging)
+        if lineage.fingerprint:  # a pipe's stage: later runs of the same pipe find this version by it
+            self.set_alias(artifact.ref, fingerprint_alias(lineage.fingerprint))
+        return artifact
 
     def _rename_into_next_version(self, staging: Staging) -> Artifact:
         name_dir = self.root / staging.name

@@ -56,6 +56,11 @@ class ArtifactRef:
         return f"{self.name}:{self.selector}"
 
 
+def fingerprint_alias(fingerprint: str) -> str:
+    """The alias a published version gets from its stage's pipe fingerprint: `NAME:fp-<fingerprint>` finds it."""
+    return f"fp-{fingerprint}"
+
+
 @dataclass(frozen=True)
 class Lineage:
     """What produced an artifact (stage, job, config hash, code version) and what it consumed."""
@@ -68,6 +73,7 @@ class Lineage:
     package_version: str | None = None
     inputs: tuple[str, ...] = ()  # exact refs of consumed artifacts, source files, tokenizers
     packages: dict[str, str] = field(default_factory=dict)  # versions of the libraries that did the work
+    fingerprint: str | None = None  # set by `nemotron ... pipe`: the stage's config + inputs + code hash
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

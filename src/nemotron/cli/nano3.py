@@ -1,10 +1,13 @@
-"""`nemotron nano3 ...`: the Nano3 recipe's stages (data prep, pretrain, sft, rl, eval; pipe joins here)."""
+"""`nemotron nano3 ...`: the Nano3 recipe's stages (data prep, pretrain, sft, rl, eval) and `pipe`, all of them."""
 
 from __future__ import annotations
 
 import typer
 
 from nemotron.cli.model import app as model_app
+from nemotron.cli.pipe import EPILOG as PIPE_EPILOG
+from nemotron.cli.pipe import EXTRA_ARGS as PIPE_ARGS
+from nemotron.cli.pipe import make_pipe_command
 from nemotron.cli.stage_command import EXTRA_ARGS, make_stage_command, stage_epilog
 from nemotron.stages.catalog import (
     NANO3_DATA_PREP_PRETRAIN,
@@ -51,3 +54,4 @@ _register(app, "pretrain", NANO3_PRETRAIN, "nemotron nano3 pretrain")
 _register(app, "sft", NANO3_SFT, "nemotron nano3 sft")
 _register(app, "rl", NANO3_RL, "nemotron nano3 rl")
 _register(app, "eval", NANO3_EVAL, "nemotron nano3 eval")
+app.command("pipe", context_settings=PIPE_ARGS, epilog=PIPE_EPILOG)(make_pipe_command("nano3"))

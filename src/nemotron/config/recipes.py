@@ -69,12 +69,15 @@ def resolve_config_path(name_or_path: str, config_dir: Path) -> Path:
     raise ConfigError(_unknown_message(text, config_dir))
 
 
-def load_config(name_or_path: str, config_dir: Path, overrides: Sequence[str] = ()) -> LoadedConfig:
-    """Resolve, load (with ``extends``) and override a recipe config."""
+def load_config(
+    name_or_path: str, config_dir: Path, overrides: Sequence[str] = (), *, source: str = "command line"
+) -> LoadedConfig:
+    """Resolve, load (with ``extends``) and override a recipe config (``source``: where the overrides come
+    from, for error messages)."""
     path = resolve_config_path(name_or_path, config_dir)
     cfg, chain = load_yaml_chain(path)
     overrides = tuple(overrides)
-    cfg = apply_overrides(cfg, overrides, source="command line")
+    cfg = apply_overrides(cfg, overrides, source=source)
     return LoadedConfig(cfg=cfg, path=chain[-1], chain=chain, overrides=overrides)
 
 

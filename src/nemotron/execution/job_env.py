@@ -9,10 +9,16 @@ from pathlib import Path
 SECRETS_FILE = "secrets.env"
 
 
-def job_identity_env(job_name: str, artifacts_root: str, git_commit: str | None) -> dict[str, str]:
+def job_identity_env(
+    job_name: str, artifacts_root: str, git_commit: str | None, fingerprint: str | None = None
+) -> dict[str, str]:
+    """The job's name, registry root, code commit and (in a pipe) the stage's fingerprint, which its
+    published artifact records and is found by (`NAME:fp-<fingerprint>`)."""
     env = {"NEMOTRON_JOB_NAME": job_name, "NEMOTRON_ARTIFACTS_ROOT": artifacts_root}
     if git_commit:
         env["NEMOTRON_GIT_COMMIT"] = git_commit
+    if fingerprint:
+        env["NEMOTRON_FINGERPRINT"] = fingerprint
     return env
 
 

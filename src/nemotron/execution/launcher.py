@@ -30,6 +30,7 @@ class LaunchRequest:
     overrides: tuple[str, ...]
     profile: str | None
     argv: tuple[str, ...]
+    fingerprint: str | None = None  # a pipe's stage: recorded in the lineage of what the job publishes
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def prepare(request: LaunchRequest) -> PreparedJob:
     secret_env = {**secrets_from_environment(os.environ), **profile.secret_env_vars()}
     if env_file.wandb and env_file.wandb.api_key:
         secret_env.setdefault("WANDB_API_KEY", env_file.wandb.api_key)
-    job_env = job_identity_env(name, artifacts_root, git_commit)
+    job_env = job_identity_env(name, artifacts_root, git_commit, request.fingerprint)
     if env_file.wandb:  # the stage mirrors what it publishes (artifacts.mirrors_from_environment)
         job_env.update(wandb_job_env(env_file.wandb.project, env_file.wandb.entity))
     job = StageJob(

@@ -99,6 +99,17 @@ class StageSpec:
         for stage_input in self.inputs:
             stage_input.check(stage_input.value_in(run_section), registry)
 
+    def published_name(self, config: dict[str, Any]) -> str | None:
+        """The artifact a run of `config` (a plain container) publishes: the first `publishes` key set; a
+        data prep sample run (`sample: N`) publishes `<artifact_name>-sample`."""
+        from nemotron.stages.data_prep_config import SAMPLE_SUFFIX
+
+        name = next((config[key] for key in self.publishes if isinstance(config.get(key), str)), None)
+        sample = config.get("sample")  # data prep: documents per dataset (training configs: a section)
+        if name and isinstance(sample, int) and not isinstance(sample, bool) and sample > 0:
+            return f"{name}{SAMPLE_SUFFIX}"
+        return name
+
     @property
     def config_dir(self) -> Path:
         return recipes_root() / self.config_subdir

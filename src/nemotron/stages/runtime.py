@@ -29,6 +29,7 @@ class JobContext:
     phase: str | None = None  # set when a job runs in parts (e.g. "shards" array, then "finalize")
     array_index: int = 0  # this Slurm array task's index and the array's size
     array_count: int = 1
+    fingerprint: str | None = None  # the pipe's fingerprint of this stage run (None outside a pipe)
 
     def lineage(self, stage: str, inputs: Sequence[str], packages: Sequence[str]) -> Lineage:
         """The lineage of what this job publishes: the job, its config and code, `inputs`, `packages`' versions."""
@@ -45,6 +46,7 @@ class JobContext:
             package_version=nemotron.__version__,
             inputs=tuple(inputs),
             packages=installed_versions(*packages),
+            fingerprint=self.fingerprint,
         )
 
 
@@ -72,6 +74,7 @@ def load_stage_config(
         phase=getattr(args, "phase", None),
         array_index=int(os.environ.get("SLURM_ARRAY_TASK_ID", "0")) - int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0")),
         array_count=int(os.environ.get("SLURM_ARRAY_TASK_COUNT", "1")),
+        fingerprint=os.environ.get("NEMOTRON_FINGERPRINT") or None,
     )
     return config, context
 

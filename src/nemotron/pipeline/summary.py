@@ -1,0 +1,43 @@
+"""One line of what a stage's published artifact holds, for the table a pipe prints at its end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nemotron.artifacts import Artifact, ArtifactKind
+
+
+def artifact_summary(artifact: Artifact) -> tuple[str, str]:
+    """(tokens, result) of an artifact: the tokens a data artifact holds or a model was trained on, and its
+    final loss (models), its records (SFT/RL data) or its headline measure (eval)."""
+    meta: dict[str, Any] = artifact.metadata
+    if artifact.kind is ArtifactKind.PRETRAIN_DATA:
+        total = sum(int(split.get("tokens", 0)) for split in meta.get("splits", {}).values() if isinstance(split, dict))
+        return _count(total), f"{len(meta.get('splits', {}))} splits"
+    if artifact.kind in (ArtifactKind.SFT_DATA, ArtifactKind.RL_DATA):
+        return _count(meta.get("tokens")), f"{meta.get('records', '?')} records"
+    if artifact.kind is ArtifactKind.MODEL_CHECKPOINT:
+        loss = meta.get("loss")
+        result = f"step {meta.get('step', '?')}" + (f", loss {loss:.4g}" if isinstance(loss, int | float) else "")
+        return _count(meta.get("tokens_seen")), result
+    return "-", _eval_headline(meta)  # ArtifactKind.EVAL
+
+
+def _eval_headline(meta: dict[str, Any]) -> str:
+    """The greedy RL accuracy (else the first measure) of each evaluated model, in the report's order."""
+    metrics: dict[str, dict[str, float]] = meta.get("metrics", {})
+    parts = []
+    for model, values in metrics.items():
+        key = "rl_greedy_accuracy" if "rl_greedy_accuracy" in values else next(iter(sorted(values)), None)
+        if key is not None:
+            parts.append(f"{model.split(':')[0]} {key}={values[key]:.3g}")
+    return "; ".join(parts) or f"{len(meta.get('models', []))} models"
+
+
+def _count(value: Any) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "-"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:.1f}{unit}"
+    return str(int(value))
