@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("artifacts",),
     ("config",),
     ("training",),
-    ("stages", "pipeline"),
+    ("stages", "pipeline", "runs"),
     ("execution",),
     ("cli", "__main__"),
 )

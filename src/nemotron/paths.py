@@ -22,6 +22,11 @@ def recipes_root() -> Path:
     )
 
 
+def runs_root(artifacts_root: Path | str) -> Path:
+    """Where run folders live (checkpoints, TensorBoard events, reports): `runs/` next to the registry."""
+    return Path(artifacts_root).expanduser().resolve().parent / "runs"
+
+
 def nearest_existing(path: Path) -> Path:
     """`path` made absolute, or its nearest parent that exists (what decides whether it can be created)."""
     existing = Path(path).expanduser().absolute()

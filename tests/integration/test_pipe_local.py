@@ -74,6 +74,11 @@ def test_a_pipe_runs_in_order_skips_what_is_done_and_reruns_what_failed_or_chang
     )
     lineage = run_cli("artifacts", "lineage", "nano3-sft-tiny:v1")
     assert "nano3-pretrain-data-tiny:v1" in lineage.stdout and "corpus-tiny" in lineage.stdout
+    runs = run_cli("runs", "list").stdout  # a run folder per fingerprint, found again by its model artifact
+    assert f"nano3-sft-tiny-{fingerprint[:8]}" in runs and "train/loss" in runs, runs
+    curves = tmp_path / "curves.png"
+    plotted = run_cli("runs", "plot", "nano3-pretrain-tiny", "nano3-sft-tiny", "-o", str(curves))
+    assert plotted.returncode == 0 and curves.read_bytes()[:4] == b"\x89PNG", plotted.stdout + plotted.stderr
 
     before = jobs(nemotron_home)
     again = run_cli("nano3", "pipe", "-c", str(pipe))

@@ -104,8 +104,11 @@ def test_a_stage_whose_output_has_its_fingerprint_is_skipped_and_read_by_version
     assert stages["prep_pretrain"].reason == f"done: {ref} has this fingerprint"
     assert f"run.data={ref}" in stages["pretrain"].overrides
     assert stages["pretrain"].fingerprint == first["pretrain"].fingerprint  # same inputs, same fingerprint
-    forced = by_name(plan(registry, force="prep_pretrain"))["prep_pretrain"]
-    assert forced.action == RUN and forced.reason.startswith("forced (--force)")
+    forced = by_name(plan(registry, force="prep_pretrain"))
+    assert forced["prep_pretrain"].action == RUN and forced["prep_pretrain"].reason.startswith("forced (--force)")
+    # what reads a forced stage reads the version it makes now, not the one done before
+    alias = f"nano3-pretrain-data-tiny:fp-{first['prep_pretrain'].fingerprint}"
+    assert f"run.data={alias}" in forced["pretrain"].overrides
 
 
 def test_a_changed_or_foreign_output_reruns_and_says_why(registry):

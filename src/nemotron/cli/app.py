@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from nemotron.cli import artifacts, jobs, nano3
+from nemotron.cli import artifacts, jobs, nano3, runs
 from nemotron.errors import run_reporting_errors
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app = typer.Typer(
 app.add_typer(nano3.app, name="nano3")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(artifacts.app, name="artifacts")
+app.add_typer(runs.app, name="runs")
 
 
 def main() -> None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from nemotron.cli.output import columns, console, fail, literal
+from nemotron.execution.records import JobRecord
+
+if TYPE_CHECKING:
+    from nemotron.pipeline.records import PipeRecord
 
 app = typer.Typer(
     help="Follow and control jobs submitted with --run/--batch.\n\n"
@@ -15,19 +21,52 @@ app = typer.Typer(
 
 
 @app.command("list")
-def list_jobs(limit: int = typer.Option(20, "-n", "--limit", help="how many recent jobs to show")) -> None:
-    """List recent jobs with their current state.\n\nExample: nemotron jobs list -n 5"""
-    from nemotron.execution.launcher import control_for
-    from nemotron.execution.records import list_records
+def list_jobs(limit: int = typer.Option(20, "-n", "--limit", help="how many recent jobs and pipes to show")) -> None:
+    """List recent jobs with their current state; a pipe is one entry, its stages under it.
 
+    Example: nemotron jobs list -n 5"""
+    from nemotron.execution.launcher import control_for
+    from nemotron.execution.pipe_status import pipe_job_names, pipe_state, stage_jobs
+    from nemotron.execution.records import list_records
+    from nemotron.pipeline.records import list_pipe_records
+
+    in_pipes = pipe_job_names()
+    entries: list[tuple[str, JobRecord | PipeRecord]] = [
+        (r.submitted_at, r) for r in list_records() if r.name not in in_pipes
+    ]
+    entries += [(p.started_at, p) for p in list_pipe_records() if any(s.job for s in p.stages)]
     rows = [("NAME", "JOB ID", "STAGE", "PROFILE", "SUBMITTED", "STATE")]
-    for record in list_records()[:limit]:
-        try:
-            state = control_for(record).status(record).value
-        except Exception as err:  # one unreachable cluster must not hide the other jobs
-            state = f"? ({err})"
-        rows.append((record.name, record.job_id, record.stage, record.profile or "-", record.submitted_at, state))
+    for _, entry in sorted(entries, key=lambda e: e[0], reverse=True)[:limit]:
+        if isinstance(entry, JobRecord):
+            try:
+                state = control_for(entry).status(entry).value
+            except Exception as err:  # one unreachable cluster must not hide the other jobs
+                state = f"? ({err})"
+            rows.append((entry.name, entry.job_id, entry.stage, entry.profile or "-", entry.submitted_at, state))
+            continue
+        stages = stage_jobs(entry)
+        ran = sum(1 for s in stages if s.job)
+        rows.append(
+            (
+                entry.name,
+                "-",
+                f"pipe: {ran} of {len(stages)} stages",
+                entry.profile or "-",
+                entry.started_at,
+                pipe_state(stages).value,
+            )
+        )
+        for stage in stages:
+            job_id = stage.job.job_id if stage.job else "-"
+            name = f"  {stage.stage.name}" + (f": {stage.job.name}" if stage.job else "")
+            rows.append((name, job_id, stage.stage.stage, entry.profile or "-", "", stage.shown))
     columns(rows)
+
+
+def _pipe(key: str) -> PipeRecord | None:
+    from nemotron.pipeline.records import list_pipe_records
+
+    return next((p for p in list_pipe_records() if p.name == key), None)
 
 
 @app.command()
@@ -41,6 +80,9 @@ def status(
     from nemotron.execution.launcher import control_for
     from nemotron.execution.records import find_record
 
+    pipe = _pipe(job)
+    if pipe is not None:
+        raise typer.Exit(_pipe_status(pipe, wait))
     record = find_record(job)
     control = control_for(record)
     state = control.status(record)
@@ -86,6 +128,31 @@ def cancel(job: str = typer.Argument(..., help="job name or job id")) -> None:
     from nemotron.execution.launcher import control_for
     from nemotron.execution.records import find_record
 
+    pipe = _pipe(job)
+    if pipe is not None:
+        from nemotron.execution.pipe_status import cancel_pipe
+
+        for name in cancel_pipe(pipe):
+            console.print(f"cancelled {name} (pipe {pipe.name})")
+        return
     record = find_record(job)
     control_for(record).cancel(record)
     console.print(f"cancelled {record.name} ({record.job_id})")
+
+
+def _pipe_status(pipe: PipeRecord, wait: bool) -> int:
+    """Print each stage's state (after the pipe ended, with --wait); exit code 0 only if it completed."""
+    import time
+
+    from nemotron.execution.pipe_status import pipe_state, stage_jobs
+
+    stages = stage_jobs(pipe)
+    while wait and not pipe_state(stages).is_terminal:
+        time.sleep(2)
+        stages = stage_jobs(pipe)
+    state = pipe_state(stages)
+    literal(f"{pipe.name}\tpipe\t{state.value}")
+    for stage in stages:
+        job = f"{stage.job.name}\t{stage.job.job_id}" if stage.job else "-\t-"
+        literal(f"  {stage.stage.name}\t{job}\t{stage.shown}")
+    return state.exit_code if wait else 0

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import shlex
 import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import typer
 
-from nemotron.cli.output import columns, console, fail, literal
-from nemotron.cli.stage_command import STAGE_COMMANDS
+from nemotron.cli.output import console, fail, literal
+from nemotron.cli.pipe_report import print_plan, print_summary
 
 if TYPE_CHECKING:
     from nemotron.env import Profile
     from nemotron.pipeline.plan import PipePlan
-    from nemotron.pipeline.records import PipeRecord
 
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": ["-h", "--help"]}
 OPTIONS = "-c/--config, -r/--run, -b/--batch, -d/--dry-run, --from, --to, --only, --force"
@@ -26,6 +25,8 @@ EPILOG = (
     "\n\n  nemotron nano3 pipe -c tiny --dry-run"
     "\n\n  nemotron nano3 pipe -c tiny pretrain.train.train_iters=100"
     "\n\n  nemotron nano3 pipe -c tiny --only sft --force sft"
+    "\n\n  nemotron nano3 pipe --batch my-cluster        (every stage to run as one Slurm submission)"
+    "\n\n  nemotron jobs status PIPE --wait"
     "\n\nOverrides start with the stage's name in the pipe (STAGE.key=value); Hydra's grammar follows: "
     "sft.a.b=1, +sft.new.key=x, ~sft.a.b. A stage whose artifact with the same fingerprint (config, "
     "inputs, code version) exists is skipped."
@@ -50,22 +51,29 @@ def make_pipe_command(family: str) -> Callable[..., None]:
             raise typer.BadParameter(f"unknown option {unknown[0]!r}; options are {OPTIONS}")
         if run and batch:
             raise typer.BadParameter("--run and --batch are exclusive: --run waits for the pipe, --batch returns")
-        plan, profile = _plan(family, config, overrides, start, stop, only, force, run or batch)
+        began = time.monotonic()  # the pipe's own cost counts from here: planning, checks, submission, following
+        profile_name = run or batch
+        plan, profile = _plan(family, config, overrides, start, stop, only, force, profile_name)
         print_plan(plan)
+        if profile.executor == "slurm" and profile_name:
+            from nemotron.cli.pipe_slurm import preview_slurm_pipe, run_slurm_pipe
+
+            if dry_run:
+                preview_slurm_pipe(plan, profile_name)
+                return
+            raise typer.Exit(run_slurm_pipe(plan, profile_name, attached=batch is None))
         if dry_run:
             return
         if profile.executor != "local":
-            fail(
-                f"profile {run or batch!r} uses executor {profile.executor!r}: a pipe runs locally for now "
-                "(Slurm pipes come next); run each stage with `nemotron nano3 STAGE --batch PROFILE`"
-            )
+            fail(f"profile {profile_name!r} uses executor {profile.executor!r}; a pipe runs locally or on Slurm")
             raise typer.Exit(2)
-        raise typer.Exit(_run_locally(plan, run or batch))
+        raise typer.Exit(_run_locally(plan, profile_name, began))
 
     command.__doc__ = (
         f"Run the {family} chain (data prep -> pretrain -> SFT -> RL -> eval) as one command.\n\n"
         "Skips each stage whose output already exists with the same fingerprint; locally the stages run in "
-        "order and the first failure stops the pipe."
+        "order and the first failure stops the pipe; on Slurm all are submitted at once with afterok "
+        "dependencies, a failed stage cancelling the stages after it."
     )
     return command
 
@@ -82,6 +90,7 @@ def _plan(
 ) -> tuple[PipePlan, Profile]:
     from nemotron.artifacts import FileRegistry, default_registry_root
     from nemotron.env import Profile, find_env_file, load_env_file
+    from nemotron.execution.pipe_status import refresh_pipe_records
     from nemotron.pipeline.pipe_config import load_pipe_config, split_overrides
     from nemotron.pipeline.plan import plan_pipe
     from nemotron.pipeline.selection import select_stages
@@ -92,30 +101,11 @@ def _plan(
     env_file = load_env_file(find_env_file())
     profile = env_file.profile(profile_name) if profile_name else Profile.default_local()
     registry = FileRegistry(env_file.artifacts_root or default_registry_root())
+    refresh_pipe_records()  # what earlier pipes' jobs did since: failed stages, stages still running
     return plan_pipe(pipe, per_stage, selection, registry), profile
 
 
-def print_plan(plan: PipePlan) -> None:
-    """The plan as a table (stage, fingerprint, action and why, artifact), then each stage's command line."""
-    literal(
-        f"pipe {plan.pipe.path} (fingerprints cover config, inputs and {plan.code}; "
-        f"code_version={plan.pipe.code_version})"
-    )
-    rows = [("STAGE", "FINGERPRINT", "ACTION", "ARTIFACT", "WHY")]
-    for stage in plan.stages:
-        rows.append((stage.name, stage.fingerprint, stage.action, stage.done or stage.output_ref, stage.reason))
-    columns(rows)
-    running = [stage.name for stage in plan.to_run]
-    for stage in plan.to_run:
-        upstream = sorted((name for name in stage.upstream if name in running), key=running.index)
-        after = f" (after {', '.join(upstream)})" if upstream else ""
-        literal(f"\n{stage.name}{after}:")
-        spec = stage.stage.spec
-        command = STAGE_COMMANDS.get(f"{spec.family}/{spec.key}", f"nemotron {spec.family} {spec.key}")
-        literal(f"  {command} {shlex.join(['-c', stage.stage.config, *stage.overrides])}")
-
-
-def _run_locally(plan: PipePlan, profile_name: str | None) -> int:
+def _run_locally(plan: PipePlan, profile_name: str | None, began: float) -> int:
     from nemotron.cli.progress_writer import follow_to_stdout
     from nemotron.execution.pipe_local import new_pipe_record, run_pipe_locally
 
@@ -125,32 +115,8 @@ def _run_locally(plan: PipePlan, profile_name: str | None) -> int:
     record = new_pipe_record(plan, profile_name, "local", tuple(sys.argv[1:]))
     literal(f"\npipe {record.name}: {len(plan.to_run)} of {len(plan.stages)} stages to run")
     code, record = run_pipe_locally(plan, record, follow_to_stdout, lambda text: literal(f"\n== {text}"))
-    print_summary(record)
+    print_summary(record, time.monotonic() - began)
     if code:
         failed = next(s for s in record.stages if s.state not in ("skipped", "not selected", "COMPLETED"))
         fail(f"pipe {record.name}: stage {failed.name} ended {failed.state}; log: {failed.log}")
     return code
-
-
-def print_summary(record: PipeRecord) -> None:
-    """Per stage: state, time, tokens, final loss or measure, artifact."""
-    from nemotron.artifacts import ArtifactError, FileRegistry, default_registry_root
-    from nemotron.env import find_env_file, load_env_file
-    from nemotron.pipeline.summary import artifact_summary
-
-    registry = FileRegistry(load_env_file(find_env_file()).artifacts_root or default_registry_root())
-    rows = [("STAGE", "STATE", "TIME", "TOKENS", "RESULT", "ARTIFACT")]
-    total = 0.0
-    for stage in record.stages:
-        tokens, result = "-", "-"
-        if stage.artifact:
-            try:
-                tokens, result = artifact_summary(registry.resolve(stage.artifact))
-            except ArtifactError:
-                result = "(artifact not readable)"
-        seconds = stage.seconds or 0.0
-        total += seconds
-        time_text = f"{seconds / 60:.1f} min" if stage.seconds is not None else "-"
-        rows.append((stage.name, stage.state, time_text, tokens, result, stage.artifact or "-"))
-    literal(f"\npipe {record.name} ({total / 60:.1f} min in stages):")
-    columns(rows)

@@ -159,6 +159,33 @@ class Profile:
         }
         return redact(data) if redacted else data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Profile:
+        """A profile back from `to_dict` (as job.yaml records it; redacted values stay redacted): what a
+        job's own launch checks judge its config against."""
+        slurm: SlurmSettings | None = None
+        if data.get("slurm"):
+            values = dict(data["slurm"])
+            ssh = values.pop("ssh", None)
+            values["container_mounts"] = tuple(values.get("container_mounts") or ())
+            values["sbatch_flags"] = dict(values.get("sbatch_flags") or {})
+            slurm = SlurmSettings(**values, ssh=SSHSettings(**ssh) if ssh else None)
+        docker = dict(data.get("docker") or {}) or None
+        if docker is not None:
+            docker["container_mounts"] = tuple(docker.get("container_mounts") or ())
+        return cls(
+            name=data["name"],
+            executor=data.get("executor", "local"),
+            source=Path(data["source"]) if data.get("source") else None,
+            env_vars=dict(data.get("env_vars") or {}),
+            setup=tuple(data.get("setup") or ()),
+            python=data.get("python", "python"),
+            job_dir=data.get("job_dir"),
+            nproc_per_node=int(data.get("nproc_per_node", 1)),
+            slurm=slurm,
+            docker=DockerSettings(**docker) if docker is not None else None,
+        )
+
 
 @dataclass(frozen=True)
 class EnvFile:

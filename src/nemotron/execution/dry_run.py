@@ -8,8 +8,9 @@ import shlex
 from nemotron.execution.launcher import PreparedJob, local_python
 
 
-def render_dry_run(prepared: PreparedJob) -> str:
-    """Everything a run would do, as text with secrets masked; nothing is written or submitted."""
+def render_dry_run(prepared: PreparedJob, *, waits_for_other_jobs: bool = False) -> str:
+    """Everything a run would do, as text with secrets masked; nothing is written or submitted
+    (`waits_for_other_jobs`: a pipe's stage submitted with dependencies on other stages' jobs)."""
     from omegaconf import OmegaConf
 
     from nemotron.env import redact_text
@@ -26,7 +27,12 @@ def render_dry_run(prepared: PreparedJob) -> str:
         + (f", from {profile.source})" if profile.source else ")"),
     ]
     sections.append(("job", "\n".join(header)))
-    sections.append(("resolved config (config.yaml)", OmegaConf.to_yaml(OmegaConf.create(job.config)).rstrip()))
+    title = (
+        "config (config.yaml, resolved when the job starts)"
+        if job.resolve_at_start
+        else "resolved config (config.yaml)"
+    )
+    sections.append((title, OmegaConf.to_yaml(OmegaConf.create(job.config)).rstrip()))
     if prepared.artifact_refs:
         refs = [f"{r.key}: {r.requested} -> {r.pinned} ({r.kind})\n  path: {r.path}" for r in prepared.artifact_refs]
         sections.append(("artifact references", "\n".join(refs)))
@@ -40,7 +46,7 @@ def render_dry_run(prepared: PreparedJob) -> str:
         job_dir = cluster_job_dir(profile, job.name)
         executor = {"profile": profile.to_dict(redacted=True), "job_dir": job_dir, "environment": environment}
         sections.append(("executor (NeMo-Run SlurmExecutor)", OmegaConf.to_yaml(OmegaConf.create(executor)).rstrip()))
-        scripts = render_sbatch_preview(profile, job)
+        scripts = render_sbatch_preview(profile, job, waits_for_other_jobs=waits_for_other_jobs)
         for task, script in scripts:
             title = "sbatch script" if len(scripts) == 1 else f"sbatch script: {task}"
             sections.append((title, script.rstrip()))

@@ -41,6 +41,9 @@ class StageJob:
     # Slurm: SIGUSR1 this many seconds before the time limit; the stage saves and requeues itself.
     # None: no warning signal is requested.
     requeue_signal_seconds: int | None = None
+    # a pipe's stage whose inputs earlier jobs of its submission make: `config` is the composed config, its
+    # references and ${art:...} unresolved; the job resolves and checks it when it starts (start_config)
+    resolve_at_start: bool = False
 
     def stage_argv(self, config_path: str, args: tuple[str, ...] = ()) -> list[str]:
         """What follows the interpreter: `-m <entry module> --config <config_path> <args>`."""

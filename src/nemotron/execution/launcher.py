@@ -14,8 +14,16 @@ from nemotron.execution.job import Phase, StageJob, new_job_name
 from nemotron.execution.job_env import job_identity_env
 from nemotron.stages.catalog import StageSpec
 
+RESOLVED_AT_START = (
+    "the stage reads outputs of earlier stages of this pipe: its artifact references, ${art:...} values, "
+    "schema and preflight are resolved and checked when its job starts"
+)
+
 if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
     from nemotron.artifacts import ResolvedRef
+    from nemotron.artifacts.resolution import Resolver
     from nemotron.execution.local_backend import LocalBackend
     from nemotron.execution.records import JobRecord
     from nemotron.execution.slurm_backend import SlurmBackend, SlurmJobControl
@@ -31,6 +39,9 @@ class LaunchRequest:
     profile: str | None
     argv: tuple[str, ...]
     fingerprint: str | None = None  # a pipe's stage: recorded in the lineage of what the job publishes
+    # a pipe's stage whose inputs are made by earlier jobs of the same submission: the job resolves its
+    # config and runs the launch checks when it starts (nemotron.execution.start_config)
+    resolve_at_start: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,11 +62,11 @@ def prepare(request: LaunchRequest) -> PreparedJob:
     from omegaconf import OmegaConf
 
     from nemotron import __version__
-    from nemotron.artifacts import FileRegistry, PinnedRegistry, default_registry_root, resolve_references
+    from nemotron.artifacts import FileRegistry, PinnedRegistry, default_registry_root
     from nemotron.artifacts.mirrors import wandb_job_env
-    from nemotron.config import load_config, resolved_container, to_dataclass
+    from nemotron.config import load_config
     from nemotron.config.job_files import source_git_commit
-    from nemotron.config.resolvers import artifact_registry, register_resolvers
+    from nemotron.config.resolvers import register_resolvers
     from nemotron.env import find_env_file, load_env_file, secrets_from_environment
 
     register_resolvers()
@@ -63,19 +74,20 @@ def prepare(request: LaunchRequest) -> PreparedJob:
     loaded = load_config(request.config or stage.default_config, stage.config_dir, request.overrides)
     env_file = load_env_file(find_env_file())
     artifacts_root = env_file.artifacts_root or str(default_registry_root())
-    # each reference is resolved once, here, so ${art:...} values and pinned run.* refs agree
-    registry = PinnedRegistry(FileRegistry(artifacts_root))
-    raw = OmegaConf.to_container(loaded.cfg, resolve=False)  # the inputs' kinds, before ${art:...} reads them
-    stage.check_inputs(raw.get("run") if isinstance(raw, dict) else None, registry)
-    with artifact_registry(registry):
-        config = resolved_container(loaded.cfg, source=str(loaded.path))
-    config, artifact_refs = resolve_references(config, registry)
-    typed: object = to_dataclass(
-        OmegaConf.create(config), stage.load_schema(), source=str(loaded.path), overrides=loaded.overrides
-    )
     profile = env_file.profile(request.profile) if request.profile else Profile.default_local()
-    with artifact_registry(registry):  # e.g. heads vs hidden, inputs, parallel sizes vs the world: before any work
-        notes = stage.run_preflight(typed, profile)
+    if request.resolve_at_start:  # its inputs do not exist yet: the job resolves and checks its config
+        composed = OmegaConf.to_container(loaded.cfg, resolve=False)
+        assert isinstance(composed, dict)
+        config: dict[str, Any] = {str(key): value for key, value in composed.items()}
+        typed: object = None
+        artifact_refs: tuple[ResolvedRef, ...] = ()
+        notes: tuple[str, ...] = (RESOLVED_AT_START,)
+    else:
+        # each reference is resolved once, here, so ${art:...} values and pinned run.* refs agree
+        resolved = resolve_stage_config(
+            stage, loaded.cfg, str(loaded.path), loaded.overrides, PinnedRegistry(FileRegistry(artifacts_root)), profile
+        )
+        config, typed, artifact_refs, notes = resolved.config, resolved.typed, resolved.refs, resolved.notes
     name = new_job_name(stage.family, stage.key)
     git_commit = source_git_commit()
     provenance = Provenance(
@@ -108,11 +120,45 @@ def prepare(request: LaunchRequest) -> PreparedJob:
         env=job_env,
         secret_env=secret_env,
         single_task=stage.single_task,
-        phases=slurm_phases(stage, profile, typed),
+        phases=slurm_phases(stage, profile, typed) if typed is not None else (),
         requeue_signal_seconds=requeue_signal_seconds(stage, profile),
+        resolve_at_start=request.resolve_at_start,
     )
     chain = tuple(str(p) for p in loaded.chain)
     return PreparedJob(job, profile, env_file, str(loaded.path), chain, tuple(artifact_refs), notes)
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """A stage config with every interpolation and `run.*` reference resolved, validated and preflighted."""
+
+    config: dict[str, Any]
+    typed: object
+    refs: tuple[ResolvedRef, ...]
+    notes: tuple[str, ...]
+
+
+def resolve_stage_config(
+    stage: StageSpec, cfg: DictConfig, source: str, overrides: tuple[str, ...], registry: Resolver, profile: Profile
+) -> ResolvedConfig:
+    """Check the inputs' kinds, resolve `${art:...}` and pin `run.*` references through `registry`, validate
+    into the stage's schema and run its preflight against `profile`: at launch, or when a job whose inputs
+    were made by earlier stages of its pipe starts."""
+    from omegaconf import OmegaConf
+
+    from nemotron.artifacts import resolve_references
+    from nemotron.config import resolved_container, to_dataclass
+    from nemotron.config.resolvers import artifact_registry
+
+    raw = OmegaConf.to_container(cfg, resolve=False)  # the inputs' kinds, before ${art:...} reads them
+    stage.check_inputs(raw.get("run") if isinstance(raw, dict) else None, registry)
+    with artifact_registry(registry):
+        config = resolved_container(cfg, source=source)
+    config, refs = resolve_references(config, registry)
+    typed: object = to_dataclass(OmegaConf.create(config), stage.load_schema(), source=source, overrides=overrides)
+    with artifact_registry(registry):  # e.g. heads vs hidden, inputs, parallel sizes vs the world: before any work
+        notes = stage.run_preflight(typed, profile)
+    return ResolvedConfig(config, typed, tuple(refs), notes)
 
 
 def slurm_phases(stage: StageSpec, profile: Profile, typed_config: Any) -> tuple[Phase, ...]:

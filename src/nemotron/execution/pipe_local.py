@@ -35,7 +35,8 @@ def new_pipe_record(plan: PipePlan, profile: str | None, backend: str, argv: tup
             action=stage.action,
             reason=stage.reason,
             state="skipped" if stage.action == SKIP else "planned" if stage.action == RUN else "not selected",
-            artifact=stage.done,
+            artifact=stage.done if stage.action == SKIP else None,
+            output=stage.output_ref,
         )
         for stage in plan.stages
     )
@@ -70,7 +71,7 @@ def run_pipe_locally(
 
 def _run_stage(stage: StagePlan, record: PipeRecord, follow: Follow) -> tuple[PipeRecord, int]:
     spec = stage.stage.spec
-    request = LaunchRequest(spec, stage.stage.config, stage.overrides, None, record.argv, stage.fingerprint)
+    request = LaunchRequest(spec, stage.stage.config, stage.overrides, record.profile, record.argv, stage.fingerprint)
     started = time.monotonic()
     try:  # the launch checks of a stage whose inputs did not exist when the pipe started
         prepared = prepare(request)
@@ -78,8 +79,9 @@ def _run_stage(stage: StagePlan, record: PipeRecord, follow: Follow) -> tuple[Pi
         failed = replace(record.stage(stage.name), state="FAILED (launch check)")
         save_pipe_record(record.with_stage(failed))
         raise
-    backend = backend_for(prepared.profile, None)
+    backend = backend_for(prepared.profile, record.profile)
     job = backend.submit(prepared.job)
+    submitted = time.time()
     control = control_for(job)
     entry = replace(record.stage(stage.name), state=JobState.RUNNING.value, job=job.name)
     save_pipe_record(record.with_stage(entry))
@@ -94,11 +96,22 @@ def _run_stage(stage: StagePlan, record: PipeRecord, follow: Follow) -> tuple[Pi
     entry = replace(
         entry,
         state=state.value,
-        seconds=round(time.monotonic() - started, 1),
+        seconds=round(_ended(job, submitted) - submitted, 1),  # the job's own run: prepare and polling left out
+        orchestration=round(time.monotonic() - started - (_ended(job, submitted) - submitted), 1),
         artifact=_published(prepared.env_file.artifacts_root, stage) if code == 0 else None,
         log=", ".join(control.log_paths(job)) or job.log_dir,
     )
     return record.with_stage(entry), code
+
+
+def _ended(job: JobRecord, submitted: float) -> float:
+    """When the local job's process ended: its exit-code file's time (now, when it left none)."""
+    from pathlib import Path
+
+    from nemotron.execution.local_backend import EXIT_FILE
+
+    exit_file = Path(job.job_dir) / EXIT_FILE
+    return max(exit_file.stat().st_mtime, submitted) if exit_file.exists() else time.time()
 
 
 def _published(artifacts_root: str | None, stage: StagePlan) -> str | None:

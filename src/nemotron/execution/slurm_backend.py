@@ -8,6 +8,8 @@ import os
 import posixpath
 import re
 import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,16 @@ SUBMIT_LOG = "submit.log"
 _BACK_IN_QUEUE = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "RUNNING", "SUSPENDED"}
 
 
+@dataclass(frozen=True)
+class PlannedSubmission:
+    """A job to submit with the jobs (by name) whose success it waits for, and a label for its tasks."""
+
+    job: StageJob
+    after: tuple[str, ...] = ()
+    label: str = "job"  # prefixes its task names when several jobs share one experiment (a pipe's stage)
+    details: dict[str, str] = field(default_factory=dict)  # kept in its record (e.g. the pipe it belongs to)
+
+
 class SlurmBackend:
     """One NeMo-Run experiment per job, submitted detached; state comes from Slurm accounting."""
 
@@ -40,16 +52,31 @@ class SlurmBackend:
         self.profile = profile
 
     def submit(self, job: StageJob) -> JobRecord:
-        plan = build_slurm_plan(self.profile, job)
+        return self.submit_all([PlannedSubmission(job)], title=job.name)[0]
+
+    def submit_all(self, submissions: Sequence[PlannedSubmission], *, title: str) -> list[JobRecord]:
+        """Submit several jobs in one NeMo-Run experiment (one `pipe`): each job's first task waits for the
+        last task of the jobs it names in `after` (afterok; a failure cancels the waiting jobs). Returns one
+        record per job, in order."""
+        plans = [
+            (item, build_slurm_plan(self.profile, item.job, waits_for_other_jobs=bool(item.after)))
+            for item in submissions
+        ]
         run = _nemo_run()
         chatter = io.StringIO()  # NeMo-Run's own progress output, kept in the job dir instead
+        prefix = len(plans) > 1  # task names are unique within an experiment
         try:
             with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
-                self._write_job_files(job, plan.job_dir, plan.tasks[0].executor.tunnel)
-                with run.Experiment(job.name, executor=plan.tasks[0].executor, log_level="WARN") as experiment:
-                    add_tasks(experiment, plan)
+                for item, plan in plans:
+                    self._write_job_files(item.job, plan.job_dir, plan.tasks[0].executor.tunnel)
+                with run.Experiment(title, executor=plans[0][1].tasks[0].executor, log_level="WARN") as experiment:
+                    last_task: dict[str, str] = {}
+                    for item, plan in plans:
+                        after = [last_task[name] for name in item.after]
+                        ids = add_tasks(experiment, plan, prefix=f"{item.label}-" if prefix else "", after=after)
+                        last_task[item.job.name] = ids[-1]
                     experiment.run(detach=True)
-                    handles = [(task.name, j.handle) for task, j in zip(plan.tasks, experiment.jobs, strict=True)]
+                    handles = [j.handle for j in experiment.jobs]
                     experiment_id, _ = experiment_location(experiment)
         except StorageError:
             raise  # the local job folder cannot be written: its own one-line message
@@ -58,15 +85,26 @@ class SlurmBackend:
                 f"submission to Slurm failed (profile {self.profile.name!r}): {err}\n{chatter.getvalue()[-2000:]}"
             ) from err
         finally:
-            self._keep_submission_output(plan.job_dir, chatter.getvalue())
+            self._keep_submission_output(plans[0][1].job_dir, chatter.getvalue())
+        records = []
+        for item, plan in plans:
+            task_handles, handles = handles[: len(plan.tasks)], handles[len(plan.tasks) :]
+            records.append(self._record(item, plan, task_handles, experiment_id))
+        return records
+
+    def _record(self, item: PlannedSubmission, plan: SlurmPlan, handles: list[str], experiment_id: str) -> JobRecord:
+        job = item.job
         log_dir = posixpath.join(plan.job_dir, LOG_SUBDIR)
-        ids = [(name, handle.rstrip("/").rsplit("/", 1)[-1] if handle else "") for name, handle in handles]
+        ids = [
+            (task.name, (handle or "").rstrip("/").rsplit("/", 1)[-1])
+            for task, handle in zip(plan.tasks, handles, strict=True)
+        ]
         if not all(job_id.isdigit() for _, job_id in ids):
             raise ExecutionError(
                 f"Slurm did not accept job {job.name} (NeMo-Run handles {handles!r}); "
                 f"see the sbatch script under {log_dir}"
             )
-        details = {"experiment_id": experiment_id}
+        details = {"experiment_id": experiment_id, **item.details}
         if len(ids) > 1:  # the last task decides the outcome; the others are checked on failure
             details["phases"] = ",".join(f"{name}:{job_id}" for name, job_id in ids)
         if self.profile.slurm and self.profile.slurm.ssh:
@@ -192,14 +230,16 @@ def _nemo_run() -> NemoRun:
     return import_nemo_run()
 
 
-def add_tasks(experiment: Any, plan: SlurmPlan) -> None:
-    """Add the plan's tasks; each waits for the one before it (Slurm afterok dependencies)."""
+def add_tasks(experiment: Any, plan: SlurmPlan, *, prefix: str = "", after: Sequence[str] = ()) -> list[str]:
+    """Add the plan's tasks (named `prefix + task`); each waits for the one before it, the first for the
+    experiment's tasks `after` (Slurm afterok dependencies). Returns the added tasks' ids, in order."""
     ids: dict[str, str] = {}
     for task in plan.tasks:
-        dependencies = [ids[task.depends_on]] if task.depends_on else None
+        dependencies = [ids[task.depends_on]] if task.depends_on else list(after) or None
         ids[task.name] = experiment.add(
-            task.script, executor=task.executor, name=task.name, tail_logs=False, dependencies=dependencies
+            task.script, executor=task.executor, name=prefix + task.name, tail_logs=False, dependencies=dependencies
         )
+    return list(ids.values())
 
 
 def experiment_location(experiment: Any) -> tuple[str, Path]:
@@ -209,11 +249,13 @@ def experiment_location(experiment: Any) -> tuple[str, Path]:
     return executor.experiment_id, Path(executor.experiment_dir)
 
 
-def render_sbatch_preview(profile: Profile, job: StageJob) -> list[tuple[str, str]]:
+def render_sbatch_preview(
+    profile: Profile, job: StageJob, *, waits_for_other_jobs: bool = False
+) -> list[tuple[str, str]]:
     """The literal sbatch script(s) NeMo-Run would submit for `job`, as (task, script); nothing stays behind."""
     import shutil
 
-    plan = build_slurm_plan(profile, job)
+    plan = build_slurm_plan(profile, job, waits_for_other_jobs=waits_for_other_jobs)
     run = _nemo_run()
     experiment = run.Experiment(job.name, executor=plan.tasks[0].executor, log_level="ERROR")
     exp_dir: Path | None = None

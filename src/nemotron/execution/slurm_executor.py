@@ -78,8 +78,9 @@ def cluster_job_dir(profile: Profile, job_name: str) -> str:
     return posixpath.join(root, job_name)
 
 
-def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
-    """Build (without submitting) the executor and script for `job` on `profile`."""
+def build_slurm_plan(profile: Profile, job: StageJob, *, waits_for_other_jobs: bool = False) -> SlurmPlan:
+    """Build (without submitting) the executor and script for `job` on `profile`; `waits_for_other_jobs`:
+    its first task depends on other jobs (a pipe's stage), which must cancel it when they fail."""
     run = import_nemo_run()
     slurm = profile.slurm
     if slurm is None:
@@ -130,7 +131,7 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
     for index, phase in enumerate(phases):
         previous = tasks[-1].name if index else None
         parameters = dict(extra)
-        if previous:  # a failed predecessor cancels this task instead of leaving it pending forever
+        if previous or waits_for_other_jobs:  # a failed predecessor cancels it instead of leaving it pending
             parameters["kill-on-invalid-dep"] = "yes"
         executor = run.SlurmExecutor(
             account=slurm.account,
@@ -163,7 +164,11 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
             srun_args=_srun_args(job, profile, job_dir, in_container=bool(slurm.container_image)),
         )
         # NeMo-Run writes `<entrypoint> [-m] <path> <args>` into the srun line as they are: quoted words
-        if job.single_task:
+        if job.resolve_at_start:  # one quoted word: resolve the config, then the stage (bash -c)
+            script = run.Script(
+                path="-c", entrypoint="bash", args=[_command_word(_resolving_command(job, profile, job_dir, phase))]
+            )
+        elif job.single_task:
             script = run.Script(
                 path=_command_word(job.entry_module),
                 entrypoint=_word(profile.python),
@@ -177,6 +182,22 @@ def build_slurm_plan(profile: Profile, job: StageJob) -> SlurmPlan:
             script = run.Script(path="-c", entrypoint="bash", args=[_command_word(command)])
         tasks.append(SlurmTask(phase.name, executor, script, previous))
     return SlurmPlan(job_dir=job_dir, tasks=tuple(tasks))
+
+
+def _resolving_command(job: StageJob, profile: Profile, job_dir: str, phase: Phase) -> str:
+    """A pipe stage's command when its inputs are made by earlier jobs: resolve and check config.yaml
+    (start_config; its failure fails the job), then run the stage as it would run otherwise."""
+    config_path = posixpath.join(job_dir, "config.yaml")
+    resolve = shlex.join(
+        [profile.python, "-m", "nemotron.execution.start_config", "--stage", job.stage, "--job-dir", job_dir]
+    )
+    if job.single_task:
+        stage = "exec " + shlex.join([profile.python, *job.stage_argv(config_path, phase.args)])
+    else:
+        stage = slurm_torchrun_line(
+            profile.python, profile.processes_per_node(), job.stage_argv(config_path, phase.args)
+        )
+    return f"{resolve} || exit 1; {stage}"
 
 
 def _srun_args(job: StageJob, profile: Profile, job_dir: str, *, in_container: bool) -> list[str] | None:

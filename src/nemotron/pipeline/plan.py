@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from nemotron.artifacts import ArtifactError, ArtifactNotFoundError, ArtifactRef, fingerprint_alias
 from nemotron.config.errors import ConfigError
+from nemotron.errors import NemotronError
 from nemotron.pipeline.fingerprint import FingerprintParts, code_identity, recipe_file_digests
 from nemotron.pipeline.pipe_config import PipeConfig, PipeStage
-from nemotron.pipeline.records import PipeRecord, last_failure
+from nemotron.pipeline.records import PipeRecord, in_flight, last_failure
 from nemotron.pipeline.selection import Selection
 
 if TYPE_CHECKING:
@@ -51,8 +52,11 @@ class StagePlan:
 
     @property
     def output_ref(self) -> str:
-        """How later stages name this stage's output: its version when done, else its fingerprint alias."""
-        return self.done or f"{self.artifact}:{fingerprint_alias(self.fingerprint)}"
+        """How later stages name this stage's output: the version that is done when the stage is skipped, else
+        its fingerprint alias (the version this run publishes; a forced run's, not the one done before)."""
+        if self.done and self.action != RUN:
+            return self.done
+        return f"{self.artifact}:{fingerprint_alias(self.fingerprint)}"
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -131,10 +135,19 @@ def _plan_stage(
     own_run = _own_run_folder(raw, artifact, fingerprint)
     done = _done_version(registry, artifact, fingerprint)
     action, reason = _decide(stage.name, artifact, fingerprint, done, selection, registry)
+    running = in_flight(history, fingerprint) if action == RUN else None
+    if running:
+        other, entry = running
+        raise NemotronError(
+            f"stage {stage.name} (fingerprint {fingerprint}) is still {entry.state} as job {entry.job} of pipe "
+            f"{other.name}; wait for it (nemotron jobs status {other.name} --wait) or cancel it "
+            f"(nemotron jobs cancel {other.name}) before running it again"
+        )
     failed = last_failure(history, fingerprint) if action == RUN and not done else None
     if failed:
         before, entry = failed
-        reason = f"failed in {before.name} ({entry.state}; log {entry.log}); {reason}"
+        where = f"; log {entry.log}" if entry.log else ""
+        reason = f"failed in {before.name} ({entry.state}{where}); {reason}"
     return StagePlan(
         stage=stage,
         fingerprint=fingerprint,

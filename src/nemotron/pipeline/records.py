@@ -26,8 +26,10 @@ class PipeStageRecord:
     state: str = "planned"  # planned | skipped | submitted | COMPLETED | FAILED | ... | not run
     job: str | None = None  # the job's name (nemotron jobs ...)
     artifact: str | None = None  # name:vN published or reused
-    seconds: float | None = None
+    seconds: float | None = None  # the stage's job from its start to its end
+    orchestration: float | None = None  # the pipe's own time around it: launch checks, submission, following
     log: str | None = None
+    output: str | None = None  # the reference its output is found by (name:fp-<fingerprint>, or name:vN)
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,8 @@ def find_pipe_record(key: str) -> PipeRecord:
     raise NemotronError(f"no pipe named {key!r} in {pipes_root()}; recent pipes: {recent}")
 
 
-_NOT_FAILED = {"planned", "skipped", "not selected", "not run", "submitted", "PENDING", "RUNNING", "COMPLETED"}
+IN_FLIGHT = frozenset({"submitted", "PENDING", "RUNNING", "UNKNOWN"})  # a stage's job may still run
+_NOT_FAILED = IN_FLIGHT | {"planned", "skipped", "not selected", "not run", "COMPLETED"}
 
 
 def last_failure(records: list[PipeRecord], fingerprint: str) -> tuple[PipeRecord, PipeStageRecord] | None:
@@ -99,5 +102,14 @@ def last_failure(records: list[PipeRecord], fingerprint: str) -> tuple[PipeRecor
     for record in records:
         for stage in record.stages:
             if stage.fingerprint == fingerprint and stage.state not in _NOT_FAILED:
+                return record, stage
+    return None
+
+
+def in_flight(records: list[PipeRecord], fingerprint: str) -> tuple[PipeRecord, PipeStageRecord] | None:
+    """A pipe whose stage with `fingerprint` has a job that may still run (as last recorded), and that stage."""
+    for record in records:
+        for stage in record.stages:
+            if stage.fingerprint == fingerprint and stage.job and stage.state in IN_FLIGHT:
                 return record, stage
     return None

@@ -19,8 +19,21 @@ def artifact_summary(artifact: Artifact) -> tuple[str, str]:
     if artifact.kind is ArtifactKind.MODEL_CHECKPOINT:
         loss = meta.get("loss")
         result = f"step {meta.get('step', '?')}" + (f", loss {loss:.4g}" if isinstance(loss, int | float) else "")
-        return _count(meta.get("tokens_seen")), result
+        return _count(meta.get("tokens_seen")), result + _held_out(meta.get("evaluation"))
     return "-", _eval_headline(meta)  # ArtifactKind.EVAL
+
+
+def _held_out(evaluation: Any) -> str:
+    """ ", held-out 70% -> 80%": the greedy held-out score an SFT (exact match) or RL (accuracy) run measured
+    before and after training."""
+    if not isinstance(evaluation, dict):
+        return ""
+    for key in ("accuracy", "exact_match"):
+        after, before = evaluation.get(key), evaluation.get(f"{key}_at_start")
+        if isinstance(after, int | float):
+            start = f"{before:.0%} -> " if isinstance(before, int | float) else ""
+            return f", held-out {start}{after:.0%}"
+    return ""
 
 
 def _eval_headline(meta: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nemotron.artifacts.names import validate_artifact_name
 from nemotron.config.errors import ConfigError
+from nemotron.paths import runs_root
 from nemotron.ranges import require_positive_int
 from nemotron.training.loop.divergence import GuardSection
 from nemotron.training.model.config import ModelConfig, ParallelConfig
@@ -104,7 +105,7 @@ class TrainingRunConfig:
 
 def run_folder(run_name: str, artifacts_root: Path) -> Path:
     """The folder of run `run_name` (any stage's: checkpoints, caches, reports): `runs/` next to the registry."""
-    return artifacts_root.expanduser().resolve().parent / "runs" / run_name
+    return runs_root(artifacts_root) / run_name
 
 
 def run_dir(cfg: TrainingRunConfig, artifacts_root: Path) -> Path:
