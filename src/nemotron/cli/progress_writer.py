@@ -22,8 +22,10 @@ def follow_to_stdout(control: LocalBackend | SlurmJobControl, record: JobRecord)
     from nemotron.execution.follow import follow
 
     writer = ProgressAwareWriter(sys.stdout)
+    # a local job's end is seen within 0.25 s (a pipe then starts its next stage); Slurm is asked once a second
+    poll = 0.25 if record.backend == "local" else 1.0
     # follow() only calls write/flush, which ProgressAwareWriter has; it is not a full TextIO.
-    state = follow(control, record, out=writer)  # type: ignore[arg-type]
+    state = follow(control, record, out=writer, poll_seconds=poll)  # type: ignore[arg-type]
     writer.close()
     return state
 
