@@ -62,3 +62,25 @@ def rl_inputs(run_cli, small_pretrain) -> None:
     ):
         done = run_cli(*args, timeout=600)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def small_pipe_head(small_pretrain) -> str:
+    """The first stages of a pipe config for the pipe tests: tiny pretraining data prep, then 6 steps of the
+    small model (conftest's small_pretrain) on it, as `prep_pretrain` and `pretrain`."""
+    overrides = ", ".join(
+        (
+            *small_pretrain,
+            "train.train_iters=6",
+            "lr.warmup_iters=2",
+            "guard.warmup_steps=2",
+            "train.eval_interval=6",
+            "sample.tokens=0",
+            "checkpoint.save_interval=6",
+        )
+    )
+    return (
+        "stages:\n"
+        "  prep_pretrain: {stage: data-prep-pretrain, config: tiny}\n"
+        f"  pretrain: {{stage: pretrain, config: tiny, overrides: [{overrides}]}}\n"
+    )

@@ -14,20 +14,8 @@ from nemotron.artifacts import FileRegistry
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_inherited_secrets")]
 
-SMALL_MODEL = (
-    "model.num_layers=2, model.hidden_size=64, model.num_attention_heads=4, model.num_query_groups=2, "
-    "model.ffn_hidden_size=128, model.seq_length=64, train.global_batch_size=8, train.micro_batch_size=4, "
-    "train.eval_iters=2"
-)
-PIPE = f"""
-stages:
-  prep_pretrain: {{stage: data-prep-pretrain, config: tiny}}
-  pretrain:
-    stage: pretrain
-    config: tiny
-    overrides: [{SMALL_MODEL}, train.train_iters=6, lr.warmup_iters=2, guard.warmup_steps=2, train.eval_interval=6,
-      sample.tokens=0, checkpoint.save_interval=6]
-  prep_sft: {{stage: data-prep-sft, config: tiny, overrides: [pack_size=64, overflow=drop, num_shards=2]}}
+SFT_STAGES = """
+  prep_sft: {stage: data-prep-sft, config: tiny, overrides: [pack_size=64, overflow=drop, num_shards=2]}
   sft:
     stage: sft
     config: tiny
@@ -50,9 +38,11 @@ def plan_rows(stdout: str) -> dict[str, tuple[str, str]]:
     return rows
 
 
-def test_a_pipe_runs_in_order_skips_what_is_done_and_reruns_what_failed_or_changed(run_cli, nemotron_home, tmp_path):
+def test_a_pipe_runs_in_order_skips_what_is_done_and_reruns_what_failed_or_changed(
+    run_cli, nemotron_home, tmp_path, small_pipe_head
+):
     pipe = tmp_path / "small.yaml"
-    pipe.write_text(PIPE)
+    pipe.write_text(small_pipe_head + SFT_STAGES)
     registry = FileRegistry(nemotron_home / "artifacts")
 
     first = run_cli("nano3", "pipe", "-c", str(pipe), timeout=900)

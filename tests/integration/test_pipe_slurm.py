@@ -14,16 +14,7 @@ from nemotron.artifacts import FileRegistry
 
 pytestmark = [pytest.mark.slurm, pytest.mark.integration, pytest.mark.usefixtures("slurm_cluster")]
 
-PIPE = """
-stages:
-  prep_pretrain: {stage: data-prep-pretrain, config: tiny}
-  pretrain:
-    stage: pretrain
-    config: tiny
-    overrides: [model.num_layers=2, model.hidden_size=64, model.num_attention_heads=4, model.num_query_groups=2,
-      model.ffn_hidden_size=128, model.seq_length=64, train.global_batch_size=8, train.micro_batch_size=4,
-      train.eval_iters=2, train.train_iters=6, lr.warmup_iters=2, guard.warmup_steps=2, train.eval_interval=6,
-      sample.tokens=0, checkpoint.save_interval=6]
+EVAL_STAGE = """
   eval:
     stage: eval
     config: tiny
@@ -53,9 +44,11 @@ def stage_states(status_stdout: str) -> dict[str, str]:
     return {line.split("\t")[0].strip(): line.split("\t")[-1] for line in status_stdout.splitlines()[1:]}
 
 
-def test_a_pipe_is_one_submission_whose_failures_cancel_what_follows(run_cli, slurm_env_file, nemotron_home, tmp_path):
+def test_a_pipe_is_one_submission_whose_failures_cancel_what_follows(
+    run_cli, slurm_env_file, nemotron_home, tmp_path, small_pipe_head
+):
     pipe = tmp_path / "pipe.yaml"
-    pipe.write_text(PIPE)
+    pipe.write_text(small_pipe_head + EVAL_STAGE)
     batch = ("nano3", "pipe", "-c", str(pipe), "--batch", "local-slurm")
 
     first = run_cli(*batch)
