@@ -70,6 +70,10 @@ def test_a_pipe_runs_in_order_skips_what_is_done_and_reruns_what_failed_or_chang
     plotted = run_cli("runs", "plot", "nano3-pretrain-tiny", "nano3-sft-tiny", "-o", str(curves))
     assert plotted.returncode == 0 and curves.read_bytes()[:4] == b"\x89PNG", plotted.stdout + plotted.stderr
 
+    listing = run_cli("jobs", "list").stdout  # the pipe is one entry, its stages under it
+    assert re.search(rf"^{record['name']}\s+-\s+pipe: 4 of 4 stages\s+-\s+\S+\s+COMPLETED$", listing, re.MULTILINE)
+    assert re.search(r"^  sft: nano3-sft-\S+\s+\d+\s+nano3/sft\s+-\s+COMPLETED$", listing, re.MULTILINE), listing
+
     before = jobs(nemotron_home)
     again = run_cli("nano3", "pipe", "-c", str(pipe))
     assert again.returncode == 0 and "every stage is done: nothing to run" in again.stdout, again.stdout[-2000:]

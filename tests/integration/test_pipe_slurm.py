@@ -6,7 +6,6 @@ failed stage and what follows; an identical re-run submits nothing; `jobs cancel
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -74,7 +73,9 @@ def test_a_pipe_is_one_submission_whose_failures_cancel_what_follows(
     assert evaluation.metadata["models"] == ["nano3-pretrain-tiny:v1"]  # resolved when the eval job started
     lineage = run_cli("artifacts", "lineage", evaluation.ref).stdout
     assert "nano3-pretrain-tiny:v1" in lineage and "nano3-pretrain-data-tiny:v1" in lineage and "corpus-tiny" in lineage
-    eval_log = "".join(p.read_text() for p in Path(nemotron_home / "jobs").glob("nano3-eval-*/logs/log-*.out"))
+    logs = run_cli("jobs", "logs", name).stdout  # every stage's log, in pipe order
+    assert logs.index("== prep_pretrain: ") < logs.index("== pretrain: ") < logs.index("== eval: "), logs[-2000:]
+    eval_log = logs.split("== eval: ")[1]
     assert "start: run.models[0]: nano3-pretrain-tiny:fp-" in eval_log and "-> nano3-pretrain-tiny:v1" in eval_log
 
     jobs_before = sorted((nemotron_home / "jobs").iterdir())

@@ -71,10 +71,10 @@ def _pipe(key: str) -> PipeRecord | None:
 
 @app.command()
 def status(
-    job: str = typer.Argument(..., help="job name or job id"),
+    job: str = typer.Argument(..., help="job name, job id or pipe name"),
     wait: bool = typer.Option(False, "--wait", help="wait until the job ends; exit 0 only if it succeeded"),
 ) -> None:
-    """Show a job's state.\n\nExample: nemotron jobs status 42 --wait"""
+    """Show a job's state (a pipe's: each stage's).\n\nExample: nemotron jobs status 42 --wait"""
     import time
 
     from nemotron.execution.launcher import control_for
@@ -95,12 +95,36 @@ def status(
 
 @app.command()
 def logs(
-    job: str = typer.Argument(..., help="job name or job id"),
+    job: str = typer.Argument(..., help="job name, job id or pipe name"),
     follow: bool = typer.Option(
         False, "-f", "--follow", help="keep streaming until the job ends; exit with its outcome"
     ),
 ) -> None:
-    """Print a job's log.\n\nExample: nemotron jobs logs nano3-data-prep-pretrain-20261122-101500-a1b2 -f"""
+    """Print a job's log (a pipe's: each stage's in order).
+
+    Example: nemotron jobs logs nano3-data-prep-pretrain-20261122-101500-a1b2 -f"""
+    pipe = _pipe(job)
+    if pipe is not None:
+        raise typer.Exit(_pipe_logs(pipe, follow))
+    raise typer.Exit(_job_log(job, follow))
+
+
+def _pipe_logs(pipe: PipeRecord, follow: bool) -> int:
+    """Each stage job's log under a header, in pipe order; following, stop at the first that fails."""
+    from nemotron.execution.records import list_records
+
+    jobs = {record.name: record for record in list_records()}
+    for stage in pipe.stages:
+        if stage.job is None or stage.job not in jobs:
+            continue
+        literal(f"== {stage.name}: {stage.job}")
+        code = _job_log(stage.job, follow)
+        if code and follow:
+            return code
+    return 0
+
+
+def _job_log(job: str, follow: bool) -> int:
     import sys
 
     from nemotron.execution.launcher import control_for
@@ -114,17 +138,20 @@ def logs(
         state = follow_to_stdout(control, record)
         if state.exit_code:
             fail(f"job {record.name} ended {state.value}")
-        raise typer.Exit(state.exit_code)
+        return state.exit_code
     text, _ = control.read_log(record, {})
     if not text:
         fail(f"no log yet for {record.name} (state {control.status(record).value}) in {record.log_dir}")
-        raise typer.Exit(1)
+        return 1
     sys.stdout.write(text)
+    return 0
 
 
 @app.command()
-def cancel(job: str = typer.Argument(..., help="job name or job id")) -> None:
-    """Cancel a pending or running job.\n\nExample: nemotron jobs cancel 42"""
+def cancel(job: str = typer.Argument(..., help="job name, job id or pipe name")) -> None:
+    """Cancel a pending or running job (a pipe's: every stage job still pending or running).
+
+    Example: nemotron jobs cancel 42"""
     from nemotron.execution.launcher import control_for
     from nemotron.execution.records import find_record
 
