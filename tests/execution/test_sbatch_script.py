@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -256,3 +257,29 @@ def test_array_phases_render_a_job_array_then_a_finalize_job(env_file):
     assert srun_line(shards).endswith("--phase shards")
     assert srun_line(final).endswith("--phase finalize")
     assert SECRET not in shards + final
+
+
+def test_a_pipe_stage_resolved_at_start_checks_its_config_first_and_waits_for_its_inputs(env_file):
+    """A pipe's stage whose inputs another job of the submission makes: the job resolves config.yaml
+    (start_config) before the stage and fails when that fails; its sbatch waits, cancelled if the input fails."""
+    request = LaunchRequest(NANO3_DATA_PREP_PRETRAIN, "tiny", ("array_tasks=3",), "no-image", (), resolve_at_start=True)
+    p = prepare(request)
+    assert p.job.resolve_at_start and not p.job.phases  # the array size is the config's, read when it starts
+    assert "${recipes:" in str(p.job.config)  # composed, not resolved
+    job_dir = f"{jobs_root()}/{p.job.name}"
+    ((_, script),) = render_sbatch_preview(p.profile, p.job, waits_for_other_jobs=True)
+    assert "#SBATCH --kill-on-invalid-dep=yes" in sbatch_lines(script)
+    command = srun_line(script).split(" bash -c ", 1)[1]
+    [inner] = shlex.split(command)
+    resolve, stage = inner.split(" || exit 1; ")
+    assert shlex.split(resolve)[1:] == [
+        "-m",
+        "nemotron.execution.start_config",
+        "--stage",
+        "nano3/data-prep-pretrain",
+        "--job-dir",
+        job_dir,
+    ]
+    assert stage == f"exec python -m nemotron.stages.data_prep_pretrain --config {job_dir}/config.yaml"
+    ((_, alone),) = render_sbatch_preview(p.profile, p.job)
+    assert "kill-on-invalid-dep" not in alone  # a job that waits for nothing has nothing to be cancelled by
