@@ -12,9 +12,10 @@ import pytest
 
 from nemotron.artifacts import ArtifactKind, ArtifactNotFoundError, FileRegistry, Lineage
 from nemotron.config.errors import ConfigError
+from nemotron.errors import NemotronError
 from nemotron.pipeline import fingerprint as fingerprint_module
 from nemotron.pipeline.pipe_config import load_pipe_config, split_overrides
-from nemotron.pipeline.plan import OFF, RUN, SKIP, PipePlan, plan_pipe
+from nemotron.pipeline.plan import OFF, RUN, SKIP, WAIT, PipePlan, plan_pipe
 from nemotron.pipeline.records import PipeRecord, PipeStageRecord, save_pipe_record
 from nemotron.pipeline.selection import select_stages
 
@@ -175,3 +176,20 @@ def test_an_input_no_stage_makes_is_pinned_and_a_missing_one_is_named(registry):
 def test_config_mistakes_name_the_stage_and_the_override_as_the_pipe_takes_it(registry):
     with pytest.raises(ConfigError, match=r"stage sft: unknown key 'train\.train_itrs'.*'\+sft\.train\.train_itrs=5'"):
         plan(registry, "sft.train.train_itrs=5")
+
+
+def test_a_stage_an_earlier_pipe_still_runs_is_waited_for_not_started_twice(registry):
+    sft = by_name(plan(registry))["sft"]
+    running = PipeStageRecord("sft", "nano3/sft", sft.fingerprint, RUN, "", state="RUNNING", job="nano3-sft-job")
+    save_pipe_record(
+        PipeRecord("nano3-pipe-y", "tiny", "cluster", "slurm", "2026-12-01T00:00:00", "nemotron", (), (running,))
+    )
+    planned = plan(registry)
+    stages = by_name(planned)
+    assert (
+        stages["sft"].action == WAIT
+        and stages["sft"].reason == "still RUNNING as job nano3-sft-job of pipe nano3-pipe-y"
+    )
+    assert stages["rl"].action == RUN  # planned as usual; nothing starts while a stage waits
+    with pytest.raises(NemotronError, match=r"stage sft .* is still RUNNING .*nemotron jobs cancel nano3-pipe-y"):
+        planned.refuse_if_waiting()

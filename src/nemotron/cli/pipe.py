@@ -55,6 +55,8 @@ def make_pipe_command(family: str) -> Callable[..., None]:
         profile_name = run or batch
         plan, profile = _plan(family, config, overrides, start, stop, only, force, profile_name)
         print_plan(plan)
+        if not dry_run:
+            plan.refuse_if_waiting()
         if profile.executor == "slurm" and profile_name:
             from nemotron.cli.pipe_slurm import preview_slurm_pipe, run_slurm_pipe
 

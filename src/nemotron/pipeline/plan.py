@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 RUN = "run"  # actions of a stage in a plan
 SKIP = "skip"
 OFF = "off"  # outside --from/--to/--only and not done: neither run nor read
+WAIT = "wait"  # an earlier pipe's job of this fingerprint is still queued or running: nothing may start
 RUN_NAME_DIGITS = 8  # a pipe's training run folder: <run_name>-<first digits of the fingerprint>
 
 
@@ -39,7 +40,7 @@ class StagePlan:
     stage: PipeStage
     fingerprint: str
     artifact: str  # the artifact name the stage publishes
-    action: str  # RUN | SKIP | OFF
+    action: str  # RUN | SKIP | OFF | WAIT
     reason: str
     overrides: tuple[str, ...]  # every override of the stage's launch: the pipe's, the command line's, wiring
     inputs: tuple[InputLink, ...] = ()
@@ -75,6 +76,17 @@ class PipePlan:
     @property
     def to_run(self) -> tuple[StagePlan, ...]:
         return tuple(stage for stage in self.stages if stage.action == RUN)
+
+    def refuse_if_waiting(self) -> None:
+        """NemotronError naming the first stage an earlier pipe still runs, and how to wait for or cancel it."""
+        for stage in self.stages:
+            if stage.action == WAIT:
+                pipe = stage.reason.rsplit(" ", 1)[-1]
+                raise NemotronError(
+                    f"stage {stage.name} (fingerprint {stage.fingerprint}) is {stage.reason}; wait for it "
+                    f"(nemotron jobs status {pipe} --wait) or cancel it (nemotron jobs cancel {pipe}), then run "
+                    "the pipe again"
+                )
 
 
 def plan_pipe(
@@ -136,13 +148,9 @@ def _plan_stage(
     done = _done_version(registry, artifact, fingerprint)
     action, reason = _decide(stage.name, artifact, fingerprint, done, selection, registry)
     running = in_flight(history, fingerprint) if action == RUN else None
-    if running:
+    if running:  # the same run again would race it for its folder and its artifact
         other, entry = running
-        raise NemotronError(
-            f"stage {stage.name} (fingerprint {fingerprint}) is still {entry.state} as job {entry.job} of pipe "
-            f"{other.name}; wait for it (nemotron jobs status {other.name} --wait) or cancel it "
-            f"(nemotron jobs cancel {other.name}) before running it again"
-        )
+        action, reason = WAIT, f"still {entry.state} as job {entry.job} of pipe {other.name}"
     failed = last_failure(history, fingerprint) if action == RUN and not done else None
     if failed:
         before, entry = failed
