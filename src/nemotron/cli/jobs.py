@@ -174,7 +174,8 @@ def _pipe_status(pipe: PipeRecord, wait: bool) -> int:
     from nemotron.execution.pipe_status import pipe_state, stage_jobs
 
     stages = stage_jobs(pipe)
-    while wait and not pipe_state(stages).is_terminal:
+    # every stage job, not only the pipe's state: a failed stage's dependents are cancelled by Slurm a moment later
+    while wait and not all(stage.state is None or stage.state.is_terminal for stage in stages):
         time.sleep(2)
         stages = stage_jobs(pipe)
     state = pipe_state(stages)
