@@ -21,7 +21,7 @@ def print_plan(plan: PipePlan) -> None:
     )
     rows = [("STAGE", "FINGERPRINT", "ACTION", "ARTIFACT", "WHY")]
     for stage in plan.stages:
-        rows.append((stage.name, stage.fingerprint, stage.action, stage.done or stage.output_ref, stage.reason))
+        rows.append((stage.name, stage.fingerprint, stage.action, stage.output_ref, stage.reason))
     columns(rows)
     running = [stage.name for stage in plan.to_run]
     for stage in plan.to_run:
