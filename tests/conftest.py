@@ -37,6 +37,12 @@ def nemotron_home(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
+def cli_command() -> list[str]:
+    """The command that starts the real `nemotron` CLI (for a test that drives the process itself)."""
+    return nemotron_command()
+
+
+@pytest.fixture
 def run_cli(nemotron_home):
     """Run the real `nemotron` CLI in a subprocess; returns CompletedProcess (text)."""
 

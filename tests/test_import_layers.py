@@ -26,6 +26,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "processes",
         "lease",
         "storage_errors",
+        "counts",
+        "interrupts",
     ),
     ("env",),
     ("data",),

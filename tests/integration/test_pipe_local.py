@@ -1,11 +1,15 @@
 """`nemotron nano3 pipe` end to end on this machine: four real stages (data prep, pretrain, SFT data prep, SFT)
 of a small pipe run in order; an identical re-run runs nothing; a failing stage stops the pipe with its log;
-a change re-runs exactly the changed stage and what reads it."""
+a change re-runs exactly the changed stage and what reads it; SIGTERM cancels the running stage."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +100,51 @@ def test_a_pipe_runs_in_order_skips_what_is_done_and_reruns_what_failed_or_chang
     assert actions == {"prep_pretrain": "skip", "pretrain": "run", "prep_sft": "skip", "sft": "run"}
     assert "nemotron nano3 sft -c tiny" in changed.stdout and "run.data=nano3-sft-data-tiny:v1" in changed.stdout
     assert jobs(nemotron_home) == sorted([*before, *new_jobs])  # a dry run starts nothing
+
+
+def test_sigterm_to_a_local_pipe_cancels_the_running_stage_and_says_so(
+    nemotron_home, tmp_path, small_pipe_head, cli_command
+):
+    """SIGTERM (a supervisor, `kill`, a closed session) does what Ctrl-C does: the running stage's job is
+    cancelled, not left running on its own, the pipe names it and exits 143, and its record says CANCELLED."""
+    pipe = tmp_path / "small.yaml"
+    pipe.write_text(small_pipe_head)
+    process = subprocess.Popen(  # pretrain long enough to still run when the signal comes
+        [*cli_command, "nano3", "pipe", "-c", str(pipe), "pretrain.train.train_iters=100000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        job_log = None
+        deadline = time.monotonic() + 300
+        while job_log is None and time.monotonic() < deadline and process.poll() is None:
+            logs = sorted((nemotron_home / "jobs").glob("nano3-pretrain-2*/job.log"))
+            if logs and "progress:" in logs[0].read_text(errors="replace"):
+                job_log = logs[0]
+            time.sleep(0.5)
+        assert job_log is not None, "pretraining never started"
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stdout[-3000:] + stderr[-3000:]
+    assert f"stage pretrain ended CANCELLED; log: {job_log}" in stderr
+    [record_file] = (nemotron_home / "pipes").glob("*/pipe.json")
+    states = {stage["name"]: stage["state"] for stage in json.loads(record_file.read_text())["stages"]}
+    assert states == {"prep_pretrain": "COMPLETED", "pretrain": "CANCELLED"}
+    job = json.loads((job_log.parent / "record.json").read_text())
+    deadline = time.monotonic() + 30
+    while _group_alive(int(job["job_id"])) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _group_alive(int(job["job_id"])), "the stage's processes outlived the pipe"
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -5,6 +5,7 @@ failed stage and what follows; an identical re-run submits nothing; `jobs cancel
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -82,6 +83,9 @@ def test_a_pipe_is_one_submission_whose_failures_cancel_what_follows(
     again = run_cli(*batch)
     assert again.returncode == 0 and "every stage is done: nothing to submit" in again.stdout, again.stdout[-2000:]
     assert sorted((nemotron_home / "jobs").iterdir()) == jobs_before
+    recorded = json.loads((nemotron_home / "pipes" / name / "pipe.json").read_text())
+    seconds = {stage["name"]: stage["seconds"] for stage in recorded["stages"]}  # from sacct: start to end
+    assert all(isinstance(value, float) and 0 < value < 600 for value in seconds.values()), seconds
 
     failing = run_cli(*batch, *DIVERGES)
     assert failing.returncode == 0, failing.stdout[-3000:] + failing.stderr[-3000:]

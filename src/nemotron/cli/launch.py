@@ -47,16 +47,18 @@ def launch_stage(
 
 def _attach(control: LocalBackend | SlurmJobControl, record: JobRecord, *, cancel_on_interrupt: bool) -> int:
     from nemotron.cli.progress_writer import follow_to_stdout
+    from nemotron.interrupts import interrupt_exit_code, sigterm_as_interrupt
 
     try:
-        state = follow_to_stdout(control, record)
-    except KeyboardInterrupt:
+        with sigterm_as_interrupt():  # SIGTERM as Ctrl-C: a local job is cancelled, a Slurm one named
+            state = follow_to_stdout(control, record)
+    except KeyboardInterrupt as interrupt:
         if cancel_on_interrupt:
             control.cancel(record)
             fail(f"interrupted; job {record.name} cancelled")
         else:
             fail(f"interrupted; job {record.name} keeps running: nemotron jobs cancel {record.name}")
-        return 130
+        return interrupt_exit_code(interrupt)
     if state.exit_code == 0:
         console.print(f"job {record.name} {state.value}")
         return 0

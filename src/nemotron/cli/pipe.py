@@ -13,6 +13,7 @@ from nemotron.cli.output import console, fail, literal
 from nemotron.cli.pipe_report import print_plan, print_summary
 
 if TYPE_CHECKING:
+    from nemotron.artifacts import FileRegistry
     from nemotron.env import Profile
     from nemotron.pipeline.plan import PipePlan
 
@@ -53,7 +54,7 @@ def make_pipe_command(family: str) -> Callable[..., None]:
             raise typer.BadParameter("--run and --batch are exclusive: --run waits for the pipe, --batch returns")
         began = time.monotonic()  # the pipe's own cost counts from here: planning, checks, submission, following
         profile_name = run or batch
-        plan, profile = _plan(family, config, overrides, start, stop, only, force, profile_name)
+        plan, profile, registry = _plan(family, config, overrides, start, stop, only, force, profile_name)
         print_plan(plan)
         if not dry_run:
             plan.refuse_if_waiting()
@@ -63,13 +64,13 @@ def make_pipe_command(family: str) -> Callable[..., None]:
             if dry_run:
                 preview_slurm_pipe(plan, profile_name)
                 return
-            raise typer.Exit(run_slurm_pipe(plan, profile_name, attached=batch is None))
+            raise typer.Exit(run_slurm_pipe(plan, profile_name, registry, attached=batch is None))
         if dry_run:
             return
         if profile.executor != "local":
             fail(f"profile {profile_name!r} uses executor {profile.executor!r}; a pipe runs locally or on Slurm")
             raise typer.Exit(2)
-        raise typer.Exit(_run_locally(plan, profile_name, began))
+        raise typer.Exit(_run_locally(plan, profile_name, registry, began))
 
     command.__doc__ = (
         f"Run the {family} chain (data prep -> pretrain -> SFT -> RL -> eval) as one command.\n\n"
@@ -89,7 +90,7 @@ def _plan(
     only: str | None,
     force: str | None,
     profile_name: str | None,
-) -> tuple[PipePlan, Profile]:
+) -> tuple[PipePlan, Profile, FileRegistry]:
     from nemotron.artifacts import FileRegistry, default_registry_root
     from nemotron.env import Profile, find_env_file, load_env_file
     from nemotron.execution.pipe_status import refresh_pipe_records
@@ -104,20 +105,22 @@ def _plan(
     profile = env_file.profile(profile_name) if profile_name else Profile.default_local()
     registry = FileRegistry(env_file.artifacts_root or default_registry_root())
     refresh_pipe_records()  # what earlier pipes' jobs did since: failed stages, stages still running
-    return plan_pipe(pipe, per_stage, selection, registry), profile
+    return plan_pipe(pipe, per_stage, selection, registry), profile, registry
 
 
-def _run_locally(plan: PipePlan, profile_name: str | None, began: float) -> int:
+def _run_locally(plan: PipePlan, profile_name: str | None, registry: FileRegistry, began: float) -> int:
     from nemotron.cli.progress_writer import follow_to_stdout
     from nemotron.execution.pipe_local import new_pipe_record, run_pipe_locally
+    from nemotron.interrupts import sigterm_as_interrupt
 
     if not plan.to_run:
         console.print("every stage is done: nothing to run (--force STAGE|all reruns)")
         return 0
     record = new_pipe_record(plan, profile_name, "local", tuple(sys.argv[1:]))
     literal(f"\npipe {record.name}: {len(plan.to_run)} of {len(plan.stages)} stages to run")
-    code, record = run_pipe_locally(plan, record, follow_to_stdout, lambda text: literal(f"\n== {text}"))
-    print_summary(record, time.monotonic() - began)
+    with sigterm_as_interrupt():  # SIGTERM cancels the running stage, as Ctrl-C does
+        code, record = run_pipe_locally(plan, record, follow_to_stdout, lambda text: literal(f"\n== {text}"))
+    print_summary(record, registry, time.monotonic() - began)
     if code:
         failed = next(s for s in record.stages if s.state not in ("skipped", "not selected", "COMPLETED"))
         fail(f"pipe {record.name}: stage {failed.name} ended {failed.state}; log: {failed.log}")

@@ -9,6 +9,7 @@ from nemotron.cli.output import columns, literal
 from nemotron.cli.stage_command import STAGE_COMMANDS
 
 if TYPE_CHECKING:
+    from nemotron.artifacts import FileRegistry
     from nemotron.pipeline.plan import PipePlan
     from nemotron.pipeline.records import PipeRecord
 
@@ -33,14 +34,13 @@ def print_plan(plan: PipePlan) -> None:
         literal(f"  {command} {shlex.join(['-c', stage.stage.config, *stage.overrides])}")
 
 
-def print_summary(record: PipeRecord, wall_seconds: float | None = None) -> None:
-    """Per stage: state, time, tokens, final loss or measure, artifact; with `wall_seconds` (the pipe command's
-    own time, locally), the orchestration's share: everything but the stages' jobs."""
-    from nemotron.artifacts import ArtifactError, FileRegistry, default_registry_root
-    from nemotron.env import find_env_file, load_env_file
+def print_summary(record: PipeRecord, registry: FileRegistry, wall_seconds: float | None = None) -> None:
+    """Per stage: state, time, tokens, final loss or measure, artifact (read from `registry`); with
+    `wall_seconds` (the pipe command's own time, locally), the orchestration's share: everything but the
+    stages' jobs."""
+    from nemotron.artifacts import ArtifactError
     from nemotron.pipeline.summary import artifact_summary
 
-    registry = FileRegistry(load_env_file(find_env_file()).artifacts_root or default_registry_root())
     rows = [("STAGE", "STATE", "TIME", "TOKENS", "RESULT", "ARTIFACT")]
     total = 0.0
     for stage in record.stages:

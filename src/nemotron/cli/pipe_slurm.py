@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from nemotron.cli.output import console, fail, literal
 
 if TYPE_CHECKING:
+    from nemotron.artifacts import FileRegistry
     from nemotron.pipeline.plan import PipePlan
 
 
@@ -23,7 +24,7 @@ def preview_slurm_pipe(plan: PipePlan, profile_name: str) -> None:
         literal(render_dry_run(job.prepared, waits_for_other_jobs=bool(job.after)))
 
 
-def run_slurm_pipe(plan: PipePlan, profile_name: str, *, attached: bool) -> int:
+def run_slurm_pipe(plan: PipePlan, profile_name: str, registry: FileRegistry, *, attached: bool) -> int:
     """Submit every stage to run at once; attached, follow them in order and exit with the pipe's outcome."""
     from nemotron.execution.pipe_local import new_pipe_record
     from nemotron.execution.pipe_slurm import prepare_pipe_jobs, submit_pipe
@@ -44,10 +45,10 @@ def run_slurm_pipe(plan: PipePlan, profile_name: str, *, attached: bool) -> int:
         for verb in ("status", "list", "cancel"):
             literal(f"  nemotron jobs {verb} {record.name}" if verb != "list" else "  nemotron jobs list")
         return 0
-    return _follow(record.name, submitted)
+    return _follow(record.name, submitted, registry)
 
 
-def _follow(pipe: str, submitted: list) -> int:
+def _follow(pipe: str, submitted: list, registry: FileRegistry) -> int:
     from nemotron.cli.progress_writer import follow_to_stdout
     from nemotron.execution.launcher import control_for
 
@@ -68,6 +69,6 @@ def _follow(pipe: str, submitted: list) -> int:
     from nemotron.pipeline.records import find_pipe_record
 
     refresh_pipe_records()
-    print_summary(find_pipe_record(pipe))
+    print_summary(find_pipe_record(pipe), registry)
     console.print(f"pipe {pipe} COMPLETED")
     return 0

@@ -20,19 +20,14 @@ app = typer.Typer(
 )
 
 
-def _root() -> Path:
-    from nemotron.artifacts import default_registry_root
+def _locations() -> tuple[Path, FileRegistry]:
+    """The runs folder and the artifact registry it sits next to (env.toml's artifacts_root or the default)."""
+    from nemotron.artifacts import FileRegistry, default_registry_root
     from nemotron.env import find_env_file, load_env_file
     from nemotron.paths import runs_root
 
-    return runs_root(load_env_file(find_env_file()).artifacts_root or default_registry_root())
-
-
-def _registry() -> FileRegistry:
-    from nemotron.artifacts import FileRegistry, default_registry_root
-    from nemotron.env import find_env_file, load_env_file
-
-    return FileRegistry(load_env_file(find_env_file()).artifacts_root or default_registry_root())
+    artifacts_root = load_env_file(find_env_file()).artifacts_root or default_registry_root()
+    return runs_root(artifacts_root), FileRegistry(artifacts_root)
 
 
 @app.command("list")
@@ -40,9 +35,10 @@ def list_runs(limit: int = typer.Option(20, "-n", "--limit", help="how many rece
     """List runs, newest first, with their last step and final loss or reward.\n\nExample: nemotron runs list"""
     from nemotron.runs.run_folders import list_runs as find_runs
 
-    runs = find_runs(_root())
+    root, _ = _locations()
+    runs = find_runs(root)
     if not runs:
-        console.print(f"no runs with metrics in {_root()}")
+        console.print(f"no runs with metrics in {root}")
         return
     rows = [("RUN", "UPDATED", "STEPS", "LAST")]
     rows += [
@@ -60,7 +56,8 @@ def show(run: str = typer.Argument(..., help="run name (its folder under runs/) 
     from nemotron.runs.events import read_curves
     from nemotron.runs.run_folders import find_run
 
-    folder = find_run(_root(), run, _registry())
+    root, registry = _locations()
+    folder = find_run(root, run, registry)
     curves = read_curves(folder)
     literal(f"run {run}: {folder}")
     checkpoints = (
@@ -86,8 +83,7 @@ def plot(
     from nemotron.runs.plot import plot_runs
     from nemotron.runs.run_folders import find_run
 
-    root = _root()
-    registry = _registry()
+    root, registry = _locations()
     curves = {name: read_curves(find_run(root, name, registry)) for name in dict.fromkeys(runs)}
     panels = plot_runs(curves, out)
     console.print(f"wrote {out} ({', '.join(panels)}; runs {', '.join(curves)})")

@@ -13,6 +13,7 @@ from nemotron.errors import NemotronError
 from nemotron.execution.job import new_job_name
 from nemotron.execution.launcher import LaunchRequest, backend_for, control_for, prepare
 from nemotron.execution.states import JobState
+from nemotron.interrupts import interrupt_exit_code
 from nemotron.pipeline.plan import RUN, SKIP, PipePlan, StagePlan
 from nemotron.pipeline.records import PipeRecord, PipeStageRecord, save_pipe_record
 
@@ -87,10 +88,10 @@ def _run_stage(stage: StagePlan, record: PipeRecord, follow: Follow) -> tuple[Pi
     save_pipe_record(record.with_stage(entry))
     try:
         state = follow(control, job)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM under interrupts.sigterm_as_interrupt
         control.cancel(job)
         state = JobState.CANCELLED
-        code = 130
+        code = interrupt_exit_code(interrupt)
     else:
         code = state.exit_code
     entry = replace(

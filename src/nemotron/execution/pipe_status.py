@@ -84,6 +84,7 @@ def refresh_pipe_records() -> None:
     from dataclasses import replace
 
     from nemotron.execution.launcher import control_for
+    from nemotron.execution.slurm_backend import SlurmJobControl
     from nemotron.pipeline.records import IN_FLIGHT, list_pipe_records, save_pipe_record
 
     for record in list_pipe_records():
@@ -93,9 +94,12 @@ def refresh_pipe_records() -> None:
         for found in stage_jobs(record):
             if found.state is None or found.stage.state not in IN_FLIGHT or found.state.value == found.stage.state:
                 continue
-            log = found.stage.log
+            log, seconds = found.stage.log, found.stage.seconds
             if found.job is not None and found.state.is_terminal:
-                log = ", ".join(control_for(found.job).log_paths(found.job)) or found.job.log_dir
-            updated = updated.with_stage(replace(found.stage, state=found.state.value, log=log))
+                control = control_for(found.job)
+                log = ", ".join(control.log_paths(found.job)) or found.job.log_dir
+                if isinstance(control, SlurmJobControl):  # a local stage's time is recorded by its pipe
+                    seconds = control.run_seconds(found.job)
+            updated = updated.with_stage(replace(found.stage, state=found.state.value, log=log, seconds=seconds))
         if updated != record:
             save_pipe_record(updated)

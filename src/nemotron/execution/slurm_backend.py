@@ -192,6 +192,10 @@ class SlurmJobControl:
             return from_slurm(words[0])
         return None
 
+    def run_seconds(self, record: JobRecord) -> float | None:
+        """The job's time on the cluster: first phase's start to last phase's end (None until it ended)."""
+        return self.client.run_span(self._phase_ids(record))
+
     def cancel(self, record: JobRecord) -> None:
         state = self.status(record)
         if state.is_terminal:

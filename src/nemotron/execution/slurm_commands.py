@@ -67,6 +67,30 @@ class SlurmClient:
             return from_slurm(queue.stdout.strip().splitlines()[0])
         return JobState.UNKNOWN
 
+    def run_span(self, job_ids: list[str]) -> float | None:
+        """Seconds from the first of these jobs' (and their array tasks') start to the last one's end, from
+        accounting; None while one has not ended or when sacct knows none of them."""
+        from datetime import datetime
+
+        quoted = shlex.quote(",".join(job_ids))
+        result = self.shell.run(f"sacct -j {quoted} -X -n -P --format=JobID,Start,End")
+        starts, ends = [], []
+        for line in result.stdout.splitlines():
+            parts = line.split("|")
+            if len(parts) < 3 or not any(parts[0] == i or parts[0].startswith(f"{i}_") for i in job_ids):
+                continue
+            try:
+                start, end = datetime.fromisoformat(parts[1]), datetime.fromisoformat(parts[2])
+            except ValueError:  # Unknown / None: not started or not ended
+                if parts[1] not in ("None", "Unknown"):  # cancelled while pending has no start: no time
+                    return None
+                continue
+            starts.append(start)
+            ends.append(end)
+        if not starts:
+            return None
+        return (max(ends) - min(starts)).total_seconds()
+
     def cancel(self, job_id: str) -> None:
         result = self.shell.run(f"scancel {shlex.quote(job_id)}")
         if result.code != 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nemotron.artifacts import Artifact, ArtifactKind
+from nemotron.counts import human_count
 
 
 def artifact_summary(artifact: Artifact) -> tuple[str, str]:
@@ -48,9 +49,7 @@ def _eval_headline(meta: dict[str, Any]) -> str:
 
 
 def _count(value: Any) -> str:
+    """A metadata count as a short number; '-' when the metadata has none."""
     if not isinstance(value, int | float) or isinstance(value, bool):
         return "-"
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if value >= size:
-            return f"{value / size:.1f}{unit}"
-    return str(int(value))
+    return human_count(value)

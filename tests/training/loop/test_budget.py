@@ -11,7 +11,6 @@ from nemotron.training.loop.budget import (
     BudgetError,
     TrainBudget,
     accumulation_steps,
-    human_count,
     resolve_budget,
 )
 
@@ -134,18 +133,3 @@ def test_budget_two_set():
 def test_budget_values_must_be_positive(kwargs, needle):
     with pytest.raises(BudgetError, match=needle):
         TrainBudget(**kwargs)
-
-
-@pytest.mark.parametrize(
-    ("n", "text"),
-    [
-        (950, "950"),
-        (1_500, "1.5k"),
-        (250_000, "250k"),
-        (5_000_000, "5.0M"),
-        (1.2e9, "1.2B"),
-        (25e12, "25.0T"),
-    ],
-)
-def test_human_count(n, text):
-    assert human_count(n) == text

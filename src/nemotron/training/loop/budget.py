@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from nemotron.config.errors import ConfigError
+from nemotron.counts import human_count
 from nemotron.ranges import is_number, is_positive_int
 
 CHINCHILLA_TOKENS_PER_PARAMETER = 20.0
@@ -110,15 +111,6 @@ class TrainBudget:
                 f"budget: tokens_per_parameter={ratio!r} must be a positive number "
                 f"({CHINCHILLA_TOKENS_PER_PARAMETER:g} is Chinchilla-optimal)."
             )
-
-
-def human_count(n: float) -> str:
-    """Short count: 950, 250k, 5.0M, 1.2B, 3.0T (no decimal from 100 of a unit up)."""
-    for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= scale:
-            value = n / scale
-            return f"{value:.0f}{unit}" if abs(value) >= 100 else f"{value:.1f}{unit}"
-    return f"{n:g}"
 
 
 @dataclass(frozen=True)
