@@ -88,7 +88,6 @@ BAD_CONFIGS = [
     ("model.rotary_base", dict(rotary_base=0), SINGLE, 1, "cpu"),
     ("model.hidden_dropout", dict(hidden_dropout=1.0), SINGLE, 1, "cpu"),
     ("model.init_method_std", dict(init_method_std=0.0), SINGLE, 1, "cpu"),
-    ("model.precision", dict(precision="bf16"), SINGLE, 1, "cpu"),
     ("model.precision", dict(precision="fp16"), SINGLE, 1, "cuda"),
     ("model.fp8", dict(fp8="e4m3"), SINGLE, 1, "cpu"),
     ("model.moe", dict(moe=MoEConfig(num_experts=4)), SINGLE, 1, "cpu"),

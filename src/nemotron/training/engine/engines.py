@@ -25,6 +25,7 @@ from nemotron.training.engine.objective import LOSS_KEY, Batch, LossOutput, Obje
 from nemotron.training.model.build import build_model
 from nemotron.training.model.config import ModelConfig, ParallelConfig, resolved_precision
 from nemotron.training.model.lora import base_part, checkpoint_part, load_part
+from nemotron.training.model.precision import compute_autocast
 from nemotron.training.optim.optimizer import OptimizerConfig, build_optimizer, clip_gradients
 
 
@@ -116,20 +117,22 @@ class _ScheduleEngine:
         self, model_cfg: ModelConfig, context: DistributedContext, micro_batch_size: int, objective: Objective
     ) -> None:
         self.device = context.device
+        self.model_cfg = model_cfg
         self.seq_length = model_cfg.seq_length
         self.micro_batch_size = micro_batch_size
         self.objective = objective
 
     def _run_schedule(self, batches: Iterator[Batch], num_microbatches: int, forward_only: bool) -> list:
-        return get_forward_backward_func()(
-            forward_step_func=partial(_forward_step, self.objective, self.device),
-            data_iterator=batches,
-            model=self.model_chunks,
-            num_microbatches=num_microbatches,
-            seq_length=self.seq_length,
-            micro_batch_size=self.micro_batch_size,
-            forward_only=forward_only,
-        )
+        with compute_autocast(self.model_cfg, self.device):  # the backward pass too (mixed bf16 on the CPU)
+            return get_forward_backward_func()(
+                forward_step_func=partial(_forward_step, self.objective, self.device),
+                data_iterator=batches,
+                model=self.model_chunks,
+                num_microbatches=num_microbatches,
+                seq_length=self.seq_length,
+                micro_batch_size=self.micro_batch_size,
+                forward_only=forward_only,
+            )
 
     def eval_step(self, batches: Iterator[Batch], num_microbatches: int) -> EvalResult:
         for chunk in self.model_chunks:
@@ -143,7 +146,8 @@ class _ScheduleEngine:
 
 
 class CpuEngine(_ScheduleEngine):
-    """fp32 on the CPU: torch AdamW; data-parallel gradients summed over gloo, then divided by tokens."""
+    """On the CPU (fp32, or mixed bf16 with fp32 weights): torch AdamW; data-parallel gradients summed over
+    gloo, then divided by tokens."""
 
     def __init__(
         self,

@@ -20,12 +20,10 @@ from nemotron.training.model.config import (
     ParallelConfig,
     device_type,
     padded_vocab_size,
-    resolved_precision,
     transformer_engine_available,
     validate,
 )
-
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+from nemotron.training.model.precision import autocast_forward, weights_dtype
 
 
 def uses_transformer_engine(device: object) -> bool:
@@ -36,14 +34,14 @@ def uses_transformer_engine(device: object) -> bool:
 def transformer_config(model: ModelConfig, parallel: ParallelConfig, device: object) -> TransformerConfig:
     """Map the model and parallel settings onto megatron-core's TransformerConfig for this device.
 
-    On the CPU: weights initialised on the CPU, fp32, every fusion off (they need CUDA kernels).
+    On the CPU: weights initialised on the CPU, fp32 (model.precision bf16 computes under autocast, see
+    model/precision.py), every fusion off (they need CUDA kernels).
     On a GPU: bf16 unless model.precision says fp32, weights initialised on the device, the TorchScript
     bias/activation and bias/dropout/add fusions on, RoPE fusion only with Transformer Engine.
     Gradient-accumulation fusion stays off: it needs the main_grad buffers of megatron's DDP wrapper.
     """
     on_cpu = device_type(device) == "cpu"
-    precision = resolved_precision(model, device)
-    dtype = _DTYPES[precision]
+    dtype = weights_dtype(model, device)  # bf16 on the CPU is mixed: fp32 weights under autocast
     fields: dict[str, object] = dict(
         num_layers=model.num_layers,
         hidden_size=model.hidden_size,
@@ -67,7 +65,7 @@ def transformer_config(model: ModelConfig, parallel: ParallelConfig, device: obj
         sequence_parallel=parallel.sequence_parallel,
         params_dtype=dtype,
         pipeline_dtype=dtype,
-        bf16=precision == "bf16",
+        bf16=dtype == torch.bfloat16,
         use_cpu_initialization=on_cpu,
         bias_activation_fusion=not on_cpu and (model.swiglu or model.add_bias_linear),
         bias_dropout_fusion=not on_cpu,
@@ -141,7 +139,7 @@ def build_model(model: ModelConfig, parallel: ParallelConfig, device: object) ->
 
     Without labels the model returns logits [batch, seq, padded_vocab / tensor]; with labels, the
     per-token cross-entropy [batch, seq]. The model is not wrapped (DDP / mixed-precision wrappers
-    belong to the training loop).
+    belong to the training loop); for mixed bf16 on the CPU its forward runs under autocast.
     """
     if not parallel_state.model_parallel_is_initialized():
         raise ModelConfigError("build_model needs megatron's process groups; call init_distributed(parallel) first")
@@ -164,7 +162,7 @@ def build_model(model: ModelConfig, parallel: ParallelConfig, device: object) ->
         )
     config = transformer_config(model, parallel, device)
     spec = layer_spec(model, use_transformer_engine=uses_transformer_engine(device))
-    return gpt_model(
+    built = gpt_model(
         model,
         config,
         spec,
@@ -172,3 +170,5 @@ def build_model(model: ModelConfig, parallel: ParallelConfig, device: object) ->
         pre_process=parallel_state.is_pipeline_first_stage(),
         post_process=parallel_state.is_pipeline_last_stage(),
     )
+    autocast_forward(built, model, device)
+    return built

@@ -66,7 +66,7 @@ class ModelConfig:
     init_method_std: float = 0.02
     attention_dropout: float = 0.0
     hidden_dropout: float = 0.0
-    precision: Precision = "auto"  # auto = fp32 on CPU, bf16 on GPU
+    precision: Precision = "auto"  # auto = fp32 on CPU, bf16 on GPU; bf16 on CPU = mixed (fp32 weights)
     fp8: Fp8Format | None = None  # GPU with Transformer Engine only
     moe: MoEConfig | None = None
 
@@ -128,7 +128,7 @@ def device_type(device: object) -> str:
 
 
 def resolved_precision(model: ModelConfig, device: object) -> str:
-    """'fp32' or 'bf16': the precision the model is built in on this device."""
+    """'fp32' or 'bf16': the precision the model computes in on this device (on the CPU bf16 is mixed)."""
     if model.precision == "auto":
         return "fp32" if device_type(device) == "cpu" else "bf16"
     return model.precision
@@ -215,8 +215,6 @@ def _check_options(model: ModelConfig, on_cpu: bool) -> None:
         _fail("model.init_method_std", f"must be positive, got {model.init_method_std}", "the usual value is 0.02")
     if model.norm_epsilon <= 0:
         _fail("model.norm_epsilon", f"must be positive, got {model.norm_epsilon}", "the usual value is 1e-5")
-    if on_cpu and model.precision == "bf16":
-        _fail("model.precision", "is bf16 but the CPU trains in fp32 only", "set it to fp32 or auto")
     if model.fp8 is not None:
         _one_of("model.fp8", model.fp8, FP8_FORMATS)
         if on_cpu:

@@ -31,6 +31,7 @@ from nemotron.training.loop.divergence import DivergenceGuard
 from nemotron.training.loop.metrics import MetricsLogger
 from nemotron.training.loop.training_loop import LoopSettings, TrainingLoop, TrainState
 from nemotron.training.model.flops import mfu
+from nemotron.training.model.precision import describe_precision
 from nemotron.training.optim.lr_schedules import LRScheduler
 from nemotron.training.run.config import TrainingRunConfig, TrainSection, checkpoint_dir, run_dir
 from nemotron.training.run.plan import RunPlan, plan_run
@@ -256,7 +257,11 @@ def run_training(
         outside = root.resolve() != folder and folder not in root.resolve().parents
         leases = _take_run_leases(cfg, [folder, root] if outside else [folder], context)
         parallel = _parallelism(context)
-        _say(context, "processes: " + ", ".join(f"{k} {v}" for k, v in parallel.items()) + f" on {context.device.type}")
+        _say(
+            context,
+            "processes: " + ", ".join(f"{k} {v}" for k, v in parallel.items()) + f" on {context.device.type}, "
+            f"precision {describe_precision(cfg.model, context.device)}",
+        )
         plan = plan_run(cfg.model, cfg.train, context.data)
         train_iters = plan.budget.train_iters
         _say(
