@@ -33,6 +33,15 @@ def test_noise_and_the_fast_early_fall_pass():
     assert guard.moving_average == pytest.approx(sum([2.9, 3.1, 5.5, 3.0, 2.8]) / 5)
 
 
+def test_a_near_zero_loss_tripling_by_less_than_min_increase_passes():
+    guard = DivergenceGuard(GuardSection(spike_factor=3.0, window=5, warmup_steps=5))
+    feed(guard, [0.008] * 10 + [0.027])  # the tiny SFT's late noise: 3.4x, but 0.019 nats
+    strict = DivergenceGuard(GuardSection(spike_factor=3.0, window=5, warmup_steps=5, min_increase=0.01))
+    feed(strict, [0.008] * 10)
+    with pytest.raises(DivergenceError, match=r"step 11: the training loss spiked to 0.0270"):
+        strict.check(11, 0.027)
+
+
 def test_spikes_are_not_judged_during_warmup():
     guard = DivergenceGuard(GuardSection(spike_factor=2.0, window=2, warmup_steps=4))
     feed(guard, [1.0, 1.0, 5.0])  # a spike at step 3, within the first 4 steps
@@ -47,7 +56,12 @@ def test_disabled_guard_lets_everything_through():
 
 @pytest.mark.parametrize(
     "changes, key",
-    [({"spike_factor": 1.0}, "spike_factor"), ({"window": 0}, "window"), ({"warmup_steps": -1}, "warmup_steps")],
+    [
+        ({"spike_factor": 1.0}, "spike_factor"),
+        ({"window": 0}, "window"),
+        ({"warmup_steps": -1}, "warmup_steps"),
+        ({"min_increase": -0.1}, "min_increase"),
+    ],
 )
 def test_bad_guard_settings_name_the_key(changes, key):
     with pytest.raises(ConfigError, match=f"guard.{key}"):
