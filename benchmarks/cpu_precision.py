@@ -19,16 +19,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import shutil
 import statistics
 import sys
-import tempfile
-import time
 import warnings
 from pathlib import Path
 
 from bench_common import CommandFailed, write_json
-from sft_throughput import TINY_TOKENIZER, EngineTrainer, build_batches, prepare_packed
+from sft_throughput import TINY_TOKENIZER, EngineTrainer, packed_batches
 from train_throughput import interleaved, load_average, tiny_model_config, tiny_recipe, usable_cores
 
 GOAL_SPEEDUP = 1.3  # bf16 tokens/s over fp32 tokens/s, at least, on a CPU with native bf16
@@ -78,21 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     bf16_cfg = dataclasses.replace(fp32_cfg, precision="bf16")
     optim_cfg = OptimizerConfig(lr=float(lr_section["lr"]), **optim_section)
 
-    tmp = Path(tempfile.mkdtemp(prefix="nemotron-bench-precision-"))
+    steps = args.warmup + args.steps
     try:
-        packed = args.packed.expanduser().resolve() if args.packed else None
-        if packed is None:
-            started = time.perf_counter()
-            try:
-                packed = prepare_packed(tmp, seq, args.timeout)
-            except CommandFailed as exc:
-                print(f"\nERROR: {exc}", file=sys.stderr)
-                return 1
-            print(f"data:     `nemotron nano3 data prep sft -c tiny` ({time.perf_counter() - started:.1f} s)")
-        steps = args.warmup + args.steps
-        batches, _, _ = build_batches(packed, seq, global_batch, micro_batch, steps)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        batches, _, _ = packed_batches(args.packed, seq, global_batch, micro_batch, steps, args.timeout)
+    except CommandFailed as exc:
+        print(f"\nERROR: {exc}", file=sys.stderr)
+        return 1
     tokens_per_step = global_batch * seq
     print(
         f"batch:    global {global_batch} x {seq} = {tokens_per_step:,} positions per step, micro-batches of "

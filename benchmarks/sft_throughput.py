@@ -126,6 +126,25 @@ def build_batches(
     return sft, pretrain, len(dataset.rows)
 
 
+def packed_batches(
+    packed: Path | None, seq: int, global_batch: int, micro_batch: int, steps: int, timeout: float
+) -> tuple[list[list[dict]], list[list[dict]], int]:
+    """build_batches over `packed` (a train.parquet), or over rows `nemotron nano3 data prep sft -c tiny` makes in
+    a temporary NEMOTRON_HOME (removed afterwards); CommandFailed when that data prep fails."""
+    tmp = Path(tempfile.mkdtemp(prefix="nemotron-bench-sft-"))
+    try:
+        if packed is None:
+            started = time.perf_counter()
+            packed = prepare_packed(tmp, seq, timeout)
+            print(
+                f"data:     `nemotron nano3 data prep sft -c tiny pack_size={seq}` in {tmp / 'home'} "
+                f"({time.perf_counter() - started:.1f} s)"
+            )
+        return build_batches(packed.expanduser().resolve(), seq, global_batch, micro_batch, steps)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 class EngineTrainer:
     """One engine stepping its own list of per-step micro-batches (the step's index is what `interleaved` passes)."""
 
@@ -221,24 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     model_cfg = tiny_model_config(model_section, vocab)
     optim_cfg = OptimizerConfig(lr=float(lr_section["lr"]), **optim_section)
 
-    tmp = Path(tempfile.mkdtemp(prefix="nemotron-bench-sft-train-"))
+    steps = args.warmup + args.steps
     try:
-        packed = args.packed.expanduser().resolve() if args.packed else None
-        if packed is None:
-            started = time.perf_counter()
-            try:
-                packed = prepare_packed(tmp, seq, args.timeout)
-            except CommandFailed as exc:
-                print(f"\nERROR: {exc}", file=sys.stderr)
-                return 1
-            print(
-                f"data:     `nemotron nano3 data prep sft -c tiny pack_size={seq}` in {tmp / 'home'} "
-                f"({time.perf_counter() - started:.1f} s)"
-            )
-        steps = args.warmup + args.steps
-        sft_batches, pretrain_batches, rows = build_batches(packed, seq, global_batch, micro_batch, steps)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        sft_batches, pretrain_batches, rows = packed_batches(
+            args.packed, seq, global_batch, micro_batch, steps, args.timeout
+        )
+    except CommandFailed as exc:
+        print(f"\nERROR: {exc}", file=sys.stderr)
+        return 1
 
     timed = [mb for step in sft_batches[args.warmup :] for mb in step]
     positions = sum(mb["tokens"].numel() for mb in timed)
