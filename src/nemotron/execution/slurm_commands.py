@@ -58,7 +58,7 @@ class SlurmClient:
         states = [
             from_slurm(parts[1])
             for parts in (line.split("|") for line in result.stdout.splitlines())
-            if len(parts) >= 2 and (parts[0] == job_id or parts[0].startswith(f"{job_id}_"))  # array tasks
+            if len(parts) >= 2 and _of_job(parts[0], job_id)
         ]
         if states:
             return combined_state(states)
@@ -77,7 +77,7 @@ class SlurmClient:
         starts, ends = [], []
         for line in result.stdout.splitlines():
             parts = line.split("|")
-            if len(parts) < 3 or not any(parts[0] == i or parts[0].startswith(f"{i}_") for i in job_ids):
+            if len(parts) < 3 or not any(_of_job(parts[0], job_id) for job_id in job_ids):
                 continue
             try:
                 start, end = datetime.fromisoformat(parts[1]), datetime.fromisoformat(parts[2])
@@ -105,6 +105,11 @@ class SlurmClient:
         result = self.shell.run(f"tail -c +{offset + 1} {shlex.quote(path)} 2>/dev/null || true")
         data = result.stdout
         return data, offset + len(data.encode("utf-8", errors="replace"))
+
+
+def _of_job(accounted_id: str, job_id: str) -> bool:
+    """Whether a JobID column of sacct names `job_id` itself or one of its array tasks (`<job_id>_<index>`)."""
+    return accounted_id == job_id or accounted_id.startswith(f"{job_id}_")
 
 
 def combined_state(states: list[JobState]) -> JobState:
